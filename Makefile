@@ -1,0 +1,28 @@
+# The README's commands. `make demo` sets up and runs the main job; `make test` sets up and runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= data/demo
+
+.PHONY: setup demo test lint clean
+
+$(BIN)/crm-score: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/crm-score
+
+demo: setup
+	$(BIN)/crm-score demo --out $(DEMO_DIR)
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) data models/mlflow.db models/artifacts

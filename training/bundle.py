@@ -1,0 +1,121 @@
+"""A trained model as one picklable bundle: feature spec, category encoder, booster, calibrator, metadata.
+
+Serving and MLflow's pyfunc both load this bundle; it predicts from a feature frame on numpy arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+from training.features import FeatureSpec, feature_labels
+
+
+class CategoryEncoder:
+    """Map categorical feature strings to the integer codes seen in training; unseen or missing -> NaN."""
+
+    def __init__(self, columns: tuple[str, ...], max_categories: int = 50):
+        self.columns = columns
+        self.max_categories = max_categories
+
+    def fit(self, frame: pd.DataFrame) -> CategoryEncoder:
+        """Learn each column's categories, most frequent first, at most `max_categories`."""
+        self.categories_ = {
+            col: tuple(str(v) for v in frame[col].dropna().value_counts().index[: self.max_categories])
+            for col in self.columns
+        }
+        return self
+
+    def transform_column(self, col: str, values) -> np.ndarray:
+        """Codes of one column as float (NaN where unseen or missing)."""
+        codes = pd.Categorical(values, categories=self.categories_[col]).codes.astype(float)
+        codes[codes < 0] = np.nan
+        return codes
+
+
+class Calibrator:
+    """Platt scaling of a booster's raw margin, fitted on held-out (later) snapshots; keeps the ranking."""
+
+    def fit(self, margin: np.ndarray, y: np.ndarray) -> Calibrator:
+        model = LogisticRegression(C=1e4).fit(margin.reshape(-1, 1), y)
+        self.slope_ = float(model.coef_[0, 0])
+        self.intercept_ = float(model.intercept_[0])
+        return self
+
+    def transform(self, margin: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(self.slope_ * margin + self.intercept_)))
+
+
+@dataclass
+class ModelBundle:
+    """Everything needed to score one target from a feature frame."""
+
+    kind: str  # conversion | churn | clv
+    spec: FeatureSpec
+    encoder: CategoryEncoder
+    booster: lgb.Booster
+    calibrator: Calibrator | None = None
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.spec.columns)
+
+    def matrix(self, features: pd.DataFrame) -> np.ndarray:
+        """The model's float matrix: numeric columns as they are, categoricals as codes."""
+        out = np.empty((len(features), len(self.spec.columns)), dtype=np.float64)
+        categorical = set(self.spec.categorical)
+        for j, col in enumerate(self.spec.columns):
+            if col in categorical:
+                out[:, j] = self.encoder.transform_column(col, features[col].to_numpy(dtype=object))
+            else:
+                out[:, j] = pd.to_numeric(features[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        return out
+
+    def predict_matrix(self, x: np.ndarray) -> np.ndarray:
+        """Calibrated probability (classifiers) or expected value (CLV) for each row of `x`."""
+        if self.calibrator is not None:
+            return self.calibrator.transform(self.booster.predict(x, raw_score=True, num_threads=1))
+        return self.booster.predict(x, num_threads=1)
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        return self.predict_matrix(self.matrix(features))
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """Per-feature SHAP contributions on the raw (log-odds or log) scale, without the bias column."""
+        return self.booster.predict(x, pred_contrib=True, num_threads=1)[:, :-1]
+
+    def reasons(self, features: pd.DataFrame, x: np.ndarray | None = None, top: int = 3) -> list[list[dict]]:
+        """The `top` strongest positive and negative contributions per row, in plain words."""
+        x = self.matrix(features) if x is None else x
+        contrib = self.contributions(x)
+        labels = feature_labels(self.spec)
+        out = []
+        for i in range(len(x)):
+            row = contrib[i]
+            order = np.argsort(-np.abs(row))
+            pos = [j for j in order if row[j] > 0][:top]
+            neg = [j for j in order if row[j] < 0][:top]
+            out.append(
+                [
+                    _reason(self.spec.columns[j], features.iloc[i][self.spec.columns[j]], row[j], labels)
+                    for j in sorted(pos + neg, key=lambda j: -abs(row[j]))
+                ]
+            )
+        return out
+
+
+def _reason(column: str, value, contribution: float, labels: dict[str, str]) -> dict:
+    """One explanation: the feature, its value, its signed contribution and a sentence."""
+    template = labels.get(column, column.replace("_", " ") + ": {value}")
+    missing = value is None or (isinstance(value, float) and np.isnan(value))
+    try:
+        text = f"{column.replace('_', ' ')} unknown" if missing else template.format(value=value)
+    except (ValueError, TypeError):
+        text = f"{column.replace('_', ' ')}: {value}"
+    shown = None if missing else (value if isinstance(value, str) else float(value))
+    return {"feature": column, "value": shown, "contribution": round(float(contribution), 4), "text": text}

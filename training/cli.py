@@ -1,0 +1,278 @@
+"""The `crm-score` command line: thin Typer commands over the training and serving modules."""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Score CRM leads and customers: simulate, validate, train, score, evaluate, budget, serve, demo.",
+)
+
+DataDir = Annotated[Path, typer.Option("--data", help="Input directory: one NAME.parquet or NAME.csv per table.")]
+
+
+class Format(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    """Print an error to stderr and exit non-zero."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the tables and truth/ into.")],
+    customers: Annotated[int, typer.Option(help="Number of leads/customers to simulate.", min=1)] = 10_000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed always gives the same data.")] = 0,
+    start: Annotated[str, typer.Option(help="First day of the history (ISO date).")] = "2023-01-01",
+    end: Annotated[str, typer.Option(help="End of the history, exclusive (ISO date).")] = "2025-12-31",
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Cutoff of the truth; default end - 365 days.")] = None,
+    scenario: Annotated[str, typer.Option(help="Channel mix: default, volume_vs_value or saturated.")] = "default",
+    fmt: Annotated[Format, typer.Option("--format", help="File format of the tables.")] = Format.parquet,
+) -> None:
+    """Simulate a CRM export with ground truth (truth/customers, truth/channels.json, truth/meta.json)."""
+    import time
+
+    from training.simulate import SimConfig, simulate, write_simulation
+
+    began = time.perf_counter()
+    try:
+        sim = simulate(SimConfig(customers=customers, seed=seed, start=start, end=end, as_of=as_of, scenario=scenario))
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    write_simulation(sim, out, fmt.value)
+    rows = ", ".join(f"{k} {v:,}" for k, v in sim.meta["rows"].items())
+    typer.echo(
+        f"simulated {sim.meta['customers']:,} customers into {out} in {time.perf_counter() - began:.1f}s: {rows}"
+    )
+    typer.echo(f"truth as of {sim.meta['as_of'][:10]}: {out / 'truth'}")
+
+
+@app.command()
+def validate(data: DataDir) -> None:
+    """Check a data directory against the data contract; list every problem, exit 1 if any."""
+    from training.contract import format_summary, validate_dir
+
+    if not data.is_dir():
+        _fail(f"{data}: not a directory", 2)
+    report = validate_dir(data)
+    if not report.ok:
+        for problem in report.problems:
+            typer.secho(str(problem), fg=typer.colors.RED, err=True)
+        _fail(f"{len(report.problems)} problem(s) in {data}")
+    typer.echo(format_summary(report))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Where to put the simulated demo data.")] = Path("data/demo"),
+    customers: Annotated[int, typer.Option(help="Number of simulated customers.", min=100)] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 0,
+) -> None:
+    """Run the main job on the embedded defaults: simulate a CRM export, then validate it."""
+    simulate(
+        out=out,
+        customers=customers,
+        seed=seed,
+        start="2023-01-01",
+        end="2025-12-31",
+        as_of=None,
+        scenario="default",
+        fmt=Format.parquet,
+    )
+    validate(data=out)
+
+
+AsOf = Annotated[
+    str | None, typer.Option("--as-of", help="Cutoff (exclusive), ISO date; default: the day after the data ends.")
+]
+ConvH = Annotated[
+    int | None, typer.Option("--conversion-horizon-days", min=1, help="Conversion label window (default 90).")
+]
+ChurnH = Annotated[int | None, typer.Option("--churn-horizon-days", min=1, help="Churn label window (default 90).")]
+ClvH = Annotated[int | None, typer.Option("--clv-horizon-days", min=1, help="CLV label window (default 365).")]
+
+
+class Promote(StrEnum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+def _load(data: Path, as_of: str | None, stages=None):
+    """Load and validate the tables before `as_of` (default: after the last row); exit 2 on contract errors."""
+    import pandas as pd
+
+    from training.contract import DEFAULT_STAGES, ContractError, load_tables
+
+    if not data.is_dir():
+        _fail(f"{data}: not a directory", 2)
+    try:
+        cutoff = pd.Timestamp(as_of) if as_of else None
+    except ValueError:
+        _fail(f"--as-of {as_of!r} is not an ISO date", 2)
+    try:
+        tables = load_tables(data, as_of=cutoff, stages=stages or DEFAULT_STAGES)
+    except ContractError as exc:
+        _fail(f"the data in {data} breaks the contract:\n{exc}", 2)
+    if cutoff is None:
+        from training.train import data_end
+
+        cutoff = data_end(tables)
+    return tables, cutoff
+
+
+def _config(config: Path | None, conv: int | None, churn: int | None, clv: int | None):
+    from training.config import load_config
+
+    try:
+        return load_config(config, conversion_horizon_days=conv, churn_horizon_days=churn, clv_horizon_days=clv)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc), 2)
+
+
+@app.command()
+def train(
+    data: DataDir,
+    as_of: AsOf = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML or JSON training settings.")] = None,
+    promote: Annotated[
+        Promote, typer.Option(help="Move @champion: auto (if not worse), always, never.")
+    ] = Promote.auto,
+    conversion_horizon_days: ConvH = None,
+    churn_horizon_days: ChurnH = None,
+    clv_horizon_days: ClvH = None,
+) -> None:
+    """Train, evaluate, log and register the conversion, churn and CLV models as of a cutoff."""
+    from rich.console import Console
+
+    from training.train import run_training
+
+    cfg = _config(config, conversion_horizon_days, churn_horizon_days, clv_horizon_days)
+    tables, cutoff = _load(data, as_of, cfg.stages)
+    summary = run_training(tables, cutoff, cfg, promote.value, str(data))
+    console = Console(stderr=False)
+    console.print(summary.table())
+    for kind, reason in summary.outcome.skipped.items():
+        typer.secho(f"skipped {kind}: {reason}", fg=typer.colors.YELLOW)
+    if not summary.outcome.results:
+        _fail("no model could be trained on this data (see the reasons above)")
+
+
+@app.command()
+def score(
+    data: DataDir,
+    out: Annotated[Path, typer.Option("--out", help="Score file, .csv or .parquet.")],
+    as_of: AsOf = None,
+    conversion_horizon_days: ConvH = None,
+    churn_horizon_days: ChurnH = None,
+    clv_horizon_days: ClvH = None,
+    reasons: Annotated[bool, typer.Option(help="Add the top reasons (slower on millions of rows).")] = True,
+) -> None:
+    """Score every lead and customer as of a cutoff with the @champion models; write CSV or Parquet."""
+    from training.registry import configure, load_champions
+    from training.scoring import score_customers, write_scores
+
+    if out.suffix not in (".csv", ".parquet"):
+        _fail(f"--out {out}: the score file must end in .csv or .parquet", 2)
+    tables, cutoff = _load(data, as_of)
+    configure()
+    bundles, missing = load_champions()
+    for name, why in missing.items():
+        typer.secho(f"no champion for {name}: {why}", fg=typer.colors.YELLOW, err=True)
+    if not bundles:
+        _fail("no champion model is registered: run `crm-score train` first")
+    _check_horizons(bundles, conversion=conversion_horizon_days, churn=churn_horizon_days, clv=clv_horizon_days)
+    scores = score_customers(tables, cutoff, bundles, reasons=reasons)
+    write_scores(scores, out)
+    typer.echo(f"scored {len(scores):,} leads and customers as of {cutoff.date()} into {out}")
+
+
+def _check_horizons(bundles: dict, **asked: int | None) -> None:
+    """Refuse to score with a champion trained for another horizon than the one asked for."""
+    for kind, days in asked.items():
+        if days is not None and kind in bundles and bundles[kind].metadata["horizon_days"] != days:
+            trained = bundles[kind].metadata["horizon_days"]
+            _fail(
+                f"the {kind} champion predicts a {trained}-day horizon, not {days} days: "
+                f"train with --{kind}-horizon-days {days} first",
+                2,
+            )
+
+
+@app.command()
+def evaluate(
+    data: DataDir,
+    as_of: Annotated[str, typer.Option("--as-of", help="The past cutoff to score at (exclusive), ISO date.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON only.")] = False,
+    conversion_horizon_days: ConvH = None,
+    churn_horizon_days: ChurnH = None,
+    clv_horizon_days: ClvH = None,
+) -> None:
+    """Score with the champions as of a past cutoff and measure against what happened after it."""
+    import json
+
+    import pandas as pd
+
+    from training.backtest import backtest, read_truth
+    from training.registry import configure, load_champions
+
+    tables, _ = _load(data, None)
+    cutoff = pd.Timestamp(as_of)
+    configure()
+    bundles, missing = load_champions()
+    if not bundles:
+        _fail("no champion model is registered: run `crm-score train` first")
+    _check_horizons(bundles, conversion=conversion_horizon_days, churn=churn_horizon_days, clv=clv_horizon_days)
+    figures = backtest(tables, cutoff, bundles, read_truth(data, cutoff))
+    if as_json:
+        typer.echo(json.dumps({"as_of": str(cutoff), "models": figures, "missing": missing}, indent=2))
+        return
+    _print_backtest(cutoff, figures)
+
+
+def _print_backtest(cutoff, figures: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"champions scored as of {cutoff.date()} against what happened next")
+    for col in ("model", "metric", "model", "oracle (same rows)", "rows"):
+        table.add_column(col)
+    shown = {
+        "conversion": ("roc_auc", "pr_auc", "ece", "brier", "top_decile_lift"),
+        "churn": ("roc_auc", "pr_auc", "ece", "brier", "top_decile_lift"),
+        "clv": ("normalized_gini", "spearman", "top_decile_capture", "pred_actual_ratio", "mae"),
+    }
+    for kind, entry in figures.items():
+        for metric in shown[kind]:
+            oracle = entry.get("oracle", {}).get(metric)
+            model = (
+                entry.get("model_on_oracle_rows", entry["model"])[metric]
+                if oracle is not None
+                else entry["model"][metric]
+            )
+            table.add_row(
+                kind,
+                metric,
+                f"{model:.3f}",
+                "-" if oracle is None else f"{oracle:.3f}",
+                f"{int(entry['model']['rows']):,}",
+            )
+    Console().print(table)

@@ -1,0 +1,80 @@
+"""Training configuration in one typed place; `--config FILE` (TOML or JSON) overrides the defaults."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+from training.contract import DEFAULT_STAGES
+
+MODEL_KINDS = ("conversion", "churn", "clv")
+REGISTERED_NAMES = {"conversion": "crm_conversion", "churn": "crm_churn", "clv": "crm_clv"}
+EXPERIMENT = "crm-scoring"
+
+
+@dataclass(frozen=True)
+class LightGBMParams:
+    """Fixed-seed, conservative LightGBM settings; `num_threads` stays 1 on shared 2-core machines."""
+
+    learning_rate: float = 0.04
+    num_leaves: int = 31
+    min_data_in_leaf: int = 80
+    feature_fraction: float = 0.8
+    bagging_fraction: float = 0.8
+    bagging_freq: int = 1
+    lambda_l2: float = 5.0
+    max_rounds: int = 1500
+    early_stopping_rounds: int = 80
+    num_threads: int = 1
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Horizons, snapshots and model settings of one training run."""
+
+    conversion_horizon_days: int = 90
+    churn_horizon_days: int = 90
+    clv_horizon_days: int = 365
+    snapshots: int = 12  # training cutoffs per model, monthly
+    snapshot_step_days: int = 30
+    min_positives: int = 50  # data-sufficiency check: fewer positive examples and a model is not trained
+    min_history_days: int = 60
+    stages: tuple[str, ...] = DEFAULT_STAGES
+    extra_features: tuple[str, ...] = ()  # extra numeric customer columns to use as features
+    lightgbm: LightGBMParams = field(default_factory=LightGBMParams)
+    conversion_tiers: tuple[float, float, float] = (0.1, 0.3, 0.6)  # top shares of leads in tiers A, A+B, A+B+C
+    churn_risk_thresholds: tuple[float, float] = (0.4, 0.7)  # medium from, high from
+
+    def horizon(self, kind: str) -> int:
+        return {
+            "conversion": self.conversion_horizon_days,
+            "churn": self.churn_horizon_days,
+            "clv": self.clv_horizon_days,
+        }[kind]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_config(path: Path | None = None, **overrides) -> TrainConfig:
+    """Defaults, then the file's settings (TOML or JSON, `[lightgbm]` table allowed), then non-None overrides."""
+    values: dict = {}
+    if path is not None:
+        text = Path(path).read_text()
+        values = json.loads(text) if Path(path).suffix == ".json" else tomllib.loads(text)
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    lgb_values = values.pop("lightgbm", {})
+    lgb_known = {f.name for f in fields(LightGBMParams)}
+    if set(lgb_values) - lgb_known:
+        raise ValueError(f"{path}: unknown lightgbm setting(s) {sorted(set(lgb_values) - lgb_known)}")
+    for key in ("stages", "extra_features", "conversion_tiers", "churn_risk_thresholds"):
+        if key in values:
+            values[key] = tuple(values[key])
+    config = TrainConfig(**values, lightgbm=LightGBMParams(**lgb_values))
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

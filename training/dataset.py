@@ -1,0 +1,117 @@
+"""Point-in-time training sets: features and labels at several snapshot cutoffs, split by time.
+
+Every snapshot reads only rows before its cutoff for features and only its label window for labels; the
+windows of all snapshots close by the training cutoff, and the newest snapshot is the validation set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from training.config import TrainConfig
+from training.features import FeatureSpec, build_features
+from training.labels import buyers, make_churn_labels, make_clv_labels, make_conversion_labels, open_leads
+
+log = logging.getLogger(__name__)
+
+REQUIRED_TABLES = {"conversion": ("funnel_events",), "churn": ("orders",), "clv": ("orders",)}
+
+
+class InsufficientData(Exception):
+    """A model cannot be trained on this data; the message says why and what data would be needed."""
+
+
+@dataclass
+class Snapshot:
+    """Features, labels and cutoff of one model's rows at one or more cutoffs."""
+
+    features: pd.DataFrame
+    labels: pd.Series
+    cutoffs: pd.Series  # the cutoff of each row
+
+
+def eligible_ids(kind: str, tables: dict, as_of: pd.Timestamp) -> pd.Index:
+    """The rows a model scores at `as_of`: open leads (conversion), buyers (churn), both (clv)."""
+    funnel, orders = tables.get("funnel_events"), tables.get("orders")
+    if kind == "conversion":
+        return open_leads(funnel, orders, as_of)
+    if kind == "churn":
+        return buyers(orders, as_of)
+    return buyers(orders, as_of).union(open_leads(funnel, orders, as_of))
+
+
+def labels_at(kind: str, tables: dict, as_of: pd.Timestamp, horizon: int) -> pd.Series:
+    """The target of `kind` for its eligible rows at `as_of`."""
+    funnel, orders = tables.get("funnel_events"), tables.get("orders")
+    if kind == "conversion":
+        return make_conversion_labels(funnel, orders, as_of, horizon)
+    if kind == "churn":
+        return make_churn_labels(orders, as_of, horizon)
+    return make_clv_labels(orders, eligible_ids("clv", tables, as_of), as_of, horizon)
+
+
+class FeatureCache:
+    """Feature frames by cutoff, so that models sharing a cutoff build its features once."""
+
+    def __init__(self, tables: dict, spec: FeatureSpec):
+        self.tables, self.spec, self._frames = tables, spec, {}
+
+    def __call__(self, as_of: pd.Timestamp) -> pd.DataFrame:
+        if as_of not in self._frames:
+            self._frames[as_of] = build_features(self.tables, as_of, self.spec)
+        return self._frames[as_of]
+
+
+def snapshot(
+    kind: str, tables: dict, cutoffs: list[pd.Timestamp], horizon: int, features: Callable[[pd.Timestamp], pd.DataFrame]
+) -> Snapshot:
+    """Stack the features and labels of `kind` at each cutoff."""
+    frames, labels, stamps = [], [], []
+    for cutoff in cutoffs:
+        y = labels_at(kind, tables, cutoff, horizon)
+        x = features(cutoff).reindex(y.index)
+        frames.append(x)
+        labels.append(y)
+        stamps.append(pd.Series(cutoff, index=y.index))
+    if not frames:
+        return Snapshot(pd.DataFrame(), pd.Series(dtype=float), pd.Series(dtype="datetime64[ns]"))
+    return Snapshot(pd.concat(frames), pd.concat(labels), pd.concat(stamps))
+
+
+def check_sufficiency(
+    kind: str, config: TrainConfig, tables: dict, as_of: pd.Timestamp, train_cutoffs: list, data_start: pd.Timestamp
+) -> None:
+    """Raise InsufficientData when a model's inputs, label windows or positives are missing."""
+    missing = [t for t in REQUIRED_TABLES[kind] if tables.get(t) is None or tables[t].empty]
+    if missing:
+        raise InsufficientData(f"{kind}: skipped, it needs the {', '.join(missing)} table(s) and the data has none")
+    horizon = config.horizon(kind)
+    if not train_cutoffs:
+        need = horizon + min(horizon, 90) + config.min_history_days
+        raise InsufficientData(
+            f"{kind}: skipped, its {horizon}-day label windows cannot fit before {as_of.date()}: the data starts "
+            f"{data_start.date()}, and a validation window plus one training snapshot need at least {need} days of "
+            f"history (or pass a shorter --{kind}-horizon-days)"
+        )
+
+
+def check_positives(kind: str, config: TrainConfig, train: Snapshot, valid: Snapshot) -> None:
+    """Raise InsufficientData when the training or validation rows hold too few positive examples."""
+    for part, snap in (("training", train), ("validation", valid)):
+        positives = int((snap.labels > 0).sum())
+        if kind != "clv" and positives < config.min_positives:
+            raise InsufficientData(
+                f"{kind}: skipped, only {positives} positive example(s) in the {part} snapshots "
+                f"(at least {config.min_positives} needed); more history or more customers would be needed"
+            )
+        if kind == "clv" and positives < config.min_positives:
+            raise InsufficientData(
+                f"{kind}: skipped, only {positives} customer(s) with later orders in the {part} snapshots "
+                f"(at least {config.min_positives} needed)"
+            )
+        if kind != "clv" and positives == len(snap.labels):
+            raise InsufficientData(f"{kind}: skipped, every {part} example is positive; nothing to learn from")

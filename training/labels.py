@@ -1,0 +1,82 @@
+"""Targets as of a cutoff: who is eligible for each model, and what happened in the window after it.
+
+Eligibility reads only rows strictly before `as_of`; outcomes read only the window [as_of, as_of + horizon).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from training.contract import LOST_STAGE
+
+WON_STAGE = "won"
+
+
+def _window(frame: pd.DataFrame, as_of: pd.Timestamp, days: int) -> pd.DataFrame:
+    """Rows with timestamp in [as_of, as_of + days)."""
+    ts = frame["timestamp"]
+    return frame[(ts >= as_of) & (ts < as_of + pd.Timedelta(days=days))]
+
+
+def open_leads(funnel_events: pd.DataFrame | None, orders: pd.DataFrame | None, as_of: pd.Timestamp) -> pd.Index:
+    """Leads not yet won or lost at `as_of` (by their last stage before it) and without an order before it."""
+    if funnel_events is None or funnel_events.empty:
+        return pd.Index([], name="customer_id", dtype=object)
+    past = funnel_events[funnel_events["timestamp"] < as_of]
+    last = past.sort_values("timestamp", kind="stable").groupby("customer_id", sort=True)["stage"].last()
+    ids = last.index[~last.isin([WON_STAGE, LOST_STAGE])]
+    return ids.difference(buyers(orders, as_of)).rename("customer_id")
+
+
+def buyers(orders: pd.DataFrame | None, as_of: pd.Timestamp) -> pd.Index:
+    """Customers with at least one order before `as_of` (the population of churn and CLV)."""
+    if orders is None or orders.empty:
+        return pd.Index([], name="customer_id", dtype=object)
+    return pd.Index(orders.loc[orders["timestamp"] < as_of, "customer_id"].unique(), name="customer_id").sort_values()
+
+
+def make_conversion_labels(
+    funnel_events: pd.DataFrame | None, orders: pd.DataFrame | None, as_of: pd.Timestamp, horizon_days: int
+) -> pd.Series:
+    """1 for an open lead at `as_of` that reaches `won` or places a first order within the horizon, else 0."""
+    leads = open_leads(funnel_events, orders, as_of)
+    won = set(_window(funnel_events, as_of, horizon_days).query("stage == @WON_STAGE")["customer_id"])
+    if orders is not None:
+        won |= set(_window(orders, as_of, horizon_days)["customer_id"])
+    return pd.Series(leads.isin(list(won)).astype(int), index=leads, name="converted")
+
+
+def make_churn_labels(orders: pd.DataFrame | None, as_of: pd.Timestamp, horizon_days: int) -> pd.Series:
+    """1 for a customer with an order before `as_of` and none in the horizon after it (non-contractual churn)."""
+    customers = buyers(orders, as_of)
+    active = set(_window(orders, as_of, horizon_days)["customer_id"]) if len(customers) else set()
+    return pd.Series((~customers.isin(list(active))).astype(int), index=customers, name="churned")
+
+
+def make_clv_labels(orders: pd.DataFrame | None, ids: pd.Index, as_of: pd.Timestamp, horizon_days: int) -> pd.Series:
+    """Net order amount (refunds included) of each of `ids` in the horizon after `as_of`, 0 without orders."""
+    if orders is None or orders.empty:
+        return pd.Series(0.0, index=ids, name="future_value")
+    future = _window(orders, as_of, horizon_days).groupby("customer_id")["amount"].sum()
+    return future.reindex(ids, fill_value=0.0).astype(float).rename("future_value")
+
+
+def snapshot_cutoffs(
+    as_of: pd.Timestamp,
+    horizon_days: int,
+    data_start: pd.Timestamp,
+    count: int,
+    step_days: int = 30,
+    min_history_days: int = 60,
+) -> tuple[pd.Timestamp, list[pd.Timestamp]]:
+    """(validation cutoff, training cutoffs newest first) whose label windows close by `as_of`.
+
+    The validation cutoff is `as_of - horizon`; training cutoffs start a gap before it (the horizon, at most
+    90 days) so that their label windows barely overlap the validation window, then step back monthly while
+    at least `min_history_days` of history precede them.
+    """
+    validation = as_of - pd.Timedelta(days=horizon_days)
+    first = validation - pd.Timedelta(days=min(horizon_days, 90))
+    earliest = data_start + pd.Timedelta(days=min_history_days)
+    train = [first - pd.Timedelta(days=step_days * k) for k in range(count)]
+    return validation, [t for t in train if t >= earliest]

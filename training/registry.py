@@ -1,0 +1,92 @@
+"""Where models live: the tracking URI, the experiment, registration, aliases and loading by alias.
+
+Embedded default: a SQLite tracking/registry store and an artifact root under `models/`;
+`MLFLOW_TRACKING_URI` overrides it. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import joblib
+
+from training.config import EXPERIMENT
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+BUNDLE_FILE = "bundle.joblib"
+
+
+def models_dir() -> Path:
+    """The embedded store's folder: `CRM_SCORING_MODELS_DIR`, else the checkout's `models/`, else ./models."""
+    if os.environ.get("CRM_SCORING_MODELS_DIR"):
+        return Path(os.environ["CRM_SCORING_MODELS_DIR"]).resolve()
+    checkout = Path(__file__).resolve().parents[1] / "models"
+    return checkout if checkout.is_dir() else Path.cwd() / "models"
+
+
+def tracking_uri() -> str:
+    """`MLFLOW_TRACKING_URI` if set, else the embedded SQLite store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{models_dir() / 'mlflow.db'}"
+
+
+def configure() -> str:
+    """Point MLflow at the tracking/registry store (creating the embedded folder) and return the URI."""
+    import mlflow
+
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def ensure_experiment() -> str:
+    """The `crm-scoring` experiment's id; created with its artifacts under `models/` for the embedded store."""
+    import mlflow
+
+    found = mlflow.get_experiment_by_name(EXPERIMENT)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if tracking_uri().startswith("sqlite:///"):
+        location = (models_dir() / "artifacts").as_uri()
+    return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+
+
+def alias_version(name: str, alias: str):
+    """The registered model version behind `name@alias`, or None."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def load_bundle(name: str, alias: str = CHAMPION, version: str | None = None):
+    """Download and unpickle the joblib bundle of `name@alias` (or a version); returns (bundle, model version)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    mv = client.get_model_version(name, version) if version else client.get_model_version_by_alias(name, alias)
+    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{mv.version}")
+    return joblib.load(Path(local) / "artifacts" / BUNDLE_FILE), mv
+
+
+def load_champions(kinds=None) -> tuple[dict, dict[str, str]]:
+    """The @champion bundle of each model kind, and why any could not be loaded."""
+    from training.config import MODEL_KINDS, REGISTERED_NAMES
+
+    bundles, missing = {}, {}
+    for kind in kinds or MODEL_KINDS:
+        name = REGISTERED_NAMES[kind]
+        try:
+            bundles[kind], mv = load_bundle(name, CHAMPION)
+            bundles[kind].metadata["version"] = str(mv.version)
+        except Exception as exc:
+            missing[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
+    return bundles, missing

@@ -1,0 +1,121 @@
+"""Batch scoring: every lead and customer as of a cutoff, with tiers, risk, value and reasons.
+
+The same bundle methods serve the API; this module adds the batch shape (one row per customer) written by
+`crm-score score` and read by the prospect list.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from training.bundle import ModelBundle
+from training.dataset import eligible_ids
+from training.features import build_features
+
+SCORE_COLUMNS = [
+    "customer_id",
+    "conversion_probability",
+    "conversion_score",
+    "conversion_tier",
+    "churn_probability",
+    "churn_risk",
+    "expected_clv",
+    "expected_value",
+    "top_reasons",
+]
+CONTEXT_COLUMNS = ["source_channel", "current_stage", "industry", "region", "stall_ratio", "value_decile"]
+TIERS = np.array(["A", "B", "C", "D"], dtype=object)
+RISKS = np.array(["low", "medium", "high"], dtype=object)
+
+
+def conversion_tier(probability: np.ndarray, thresholds: list[float]) -> np.ndarray:
+    """A/B/C/D by the holdout's top-share probability thresholds (A: the best leads)."""
+    a, b, c = thresholds
+    return TIERS[np.select([probability >= a, probability >= b, probability >= c], [0, 1, 2], 3)]
+
+
+def churn_risk(probability: np.ndarray, thresholds: list[float]) -> np.ndarray:
+    """low / medium / high churn risk by probability thresholds."""
+    medium, high = thresholds
+    return RISKS[np.select([probability >= high, probability >= medium], [2, 1], 0)]
+
+
+def value_decile(value: np.ndarray, cutpoints: list[float]) -> np.ndarray:
+    """1 (lowest) to 10 (highest) value decile by the holdout's cut points."""
+    return np.searchsorted(np.asarray(cutpoints), value, side="right") + 1
+
+
+def score_customers(
+    tables: dict, as_of: pd.Timestamp, bundles: dict[str, ModelBundle], reasons: bool = True, top: int = 3
+) -> pd.DataFrame:
+    """One row per customer created before `as_of` with every available model's score and reasons."""
+    features = _features_by_spec(tables, as_of, bundles)
+    any_spec = next(iter(bundles.values())).spec
+    base = features[id(any_spec)]
+    out = pd.DataFrame(index=base.index)
+    for col in CONTEXT_COLUMNS[:4]:
+        out[col] = base[col] if col in base.columns else None
+    out["stall_ratio"] = base["stall_ratio"] if "stall_ratio" in base.columns else np.nan
+    reason_map: dict[str, dict] = {cid: {} for cid in out.index}
+    for kind, bundle in bundles.items():
+        ids = eligible_ids(kind, tables, as_of).intersection(out.index)
+        frame = features[id(bundle.spec)].loc[ids]
+        if frame.empty:
+            continue
+        x = bundle.matrix(frame)
+        pred = bundle.predict_matrix(x)
+        if kind == "conversion":
+            out.loc[ids, "conversion_probability"] = pred
+            out.loc[ids, "conversion_score"] = np.round(pred * 100).astype(int)
+            out.loc[ids, "conversion_tier"] = conversion_tier(pred, bundle.metadata["tier_thresholds"])
+        elif kind == "churn":
+            out.loc[ids, "churn_probability"] = pred
+            out.loc[ids, "churn_risk"] = churn_risk(pred, bundle.metadata["risk_thresholds"])
+        else:
+            out.loc[ids, "expected_clv"] = pred
+            out.loc[ids, "value_decile"] = value_decile(pred, bundle.metadata["value_deciles"])
+        if reasons:
+            for cid, items in zip(ids, bundle.reasons(frame, x, top=top), strict=True):
+                reason_map[cid][kind] = items
+    for col in [*SCORE_COLUMNS[1:-1], "value_decile"]:
+        if col not in out.columns:
+            out[col] = np.nan
+    # A lead's expected value is its expected revenue over the CLV horizon, which the CLV model predicts
+    # directly for open leads (P(conversion) x value once won, by total expectation); a buyer's is its CLV.
+    out["expected_value"] = out["expected_clv"]
+    out["top_reasons"] = [json.dumps(reason_map[cid]) for cid in out.index]
+    out = out.reset_index()
+    return out[SCORE_COLUMNS + CONTEXT_COLUMNS]
+
+
+def _features_by_spec(tables: dict, as_of: pd.Timestamp, bundles: dict[str, ModelBundle]) -> dict[int, pd.DataFrame]:
+    """Feature frames per distinct feature spec of the bundles (one build when they share a spec)."""
+    built: dict[int, pd.DataFrame] = {}
+    by_value: list[tuple] = []
+    for bundle in bundles.values():
+        for spec, frame in by_value:
+            if spec == bundle.spec:
+                built[id(bundle.spec)] = frame
+                break
+        else:
+            frame = build_features(tables, as_of, bundle.spec)
+            by_value.append((bundle.spec, frame))
+            built[id(bundle.spec)] = frame
+    return built
+
+
+def write_scores(scores: pd.DataFrame, path) -> None:
+    """Write the score file as CSV or Parquet by the file's extension."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        scores.to_parquet(path, index=False)
+    elif path.suffix == ".csv":
+        scores.to_csv(path, index=False)
+    else:
+        raise ValueError(f"{path}: the score file must end in .csv or .parquet")
