@@ -380,7 +380,7 @@ def _draw_leads(rng, ch_quality, ch_value, ch_size):
     region = rng.choice(len(REGIONS), size=n)
     log_emp = np.log(40) + ch_size + 1.2 * rng.standard_normal(n)
     size = (log_emp - np.log(40)) / 1.2
-    quality = ch_quality + np.array(INDUSTRY_QUALITY)[industry] + rng.standard_normal(n)
+    quality = ch_quality + np.array(INDUSTRY_QUALITY)[industry] + 0.25 * size + 0.8 * rng.standard_normal(n)
     traits = _customer_traits(rng, quality, size, ch_value)
     return industry, region, log_emp, size, quality, traits
 
@@ -413,13 +413,13 @@ class CustomerTraits:
         return np.exp(self.log_value + 0.5 * ORDER_VALUE_SIGMA**2)
 
 
-ORDER_VALUE_SIGMA = 0.5
+ORDER_VALUE_SIGMA = 0.3
 
 
 def _customer_traits(rng, quality, size, value_shift) -> CustomerTraits:
     """Draw each lead's would-be buying behaviour: larger, better accounts buy more and more often."""
     n = len(quality)
-    rate = rng.gamma(1.2, 1 / 1.2, size=n) / 80.0 * np.exp(0.25 * quality + 0.1 * size)
+    rate = rng.gamma(8.0, 1 / 8.0, size=n) / 60.0 * np.exp(0.35 * size)
     unhappy = rng.standard_normal(n)
     death = np.exp(0.8 * unhappy - 0.2 * quality) / 1100.0
     log_value = np.log(180) + 0.45 * size + value_shift + 0.8 * rng.standard_normal(n)
@@ -468,7 +468,7 @@ def _simulate_touches(rng, names, chan, created, quality, segments, won_at, deat
     is_open = seg_state < sm.WON
     rate = np.where(
         is_open,
-        0.09 * np.exp(0.55 * quality[seg_who]) * STAGE_TOUCH_FACTOR[np.minimum(stage, 4)] * np.where(stalled, 0.3, 1.0),
+        0.4 * np.exp(0.6 * quality[seg_who]) * STAGE_TOUCH_FACTOR[np.minimum(stage, 4)] * np.where(stalled, 0.15, 1.0),
         0.012,
     )
     parts = []
@@ -477,9 +477,9 @@ def _simulate_touches(rng, names, chan, created, quality, segments, won_at, deat
         parts.append((phase, who, t))
     won = np.flatnonzero(np.isfinite(won_at))
     alive_end = np.minimum(death_at[won], t_end)
-    who, t, _ = _poisson_points(rng, won, won_at[won], alive_end, 0.035 * np.exp(0.3 * quality[won]))
+    who, t, _ = _poisson_points(rng, won, won_at[won], alive_end, 0.12 * (60.0 * traits.purchase_rate[won]) ** 0.8)
     parts.append(("customer", who, t))
-    who, t, _ = _poisson_points(rng, won, alive_end, np.full(len(won), t_end), np.full(len(won), 0.006))
+    who, t, _ = _poisson_points(rng, won, alive_end, np.full(len(won), t_end), np.full(len(won), 0.002))
     parts.append(("customer", who, t))
 
     out_who, out_t, out_ch, out_int = [np.arange(len(created))], [created], [np.array(names, dtype=object)[chan]], []
@@ -492,13 +492,13 @@ def _simulate_touches(rng, names, chan, created, quality, segments, won_at, deat
         out_ch.append(np.array([p[0] for p in pairs], dtype=object)[pick])
         out_int.append(np.array([p[1] for p in pairs], dtype=object)[pick])
     # Service tickets while alive; unhappy customers raise more tickets and rate them lower.
-    who, t, _ = _poisson_points(rng, won, won_at[won], alive_end, np.exp(0.5 * traits.unhappiness[won]) / 80.0)
+    who, t, _ = _poisson_points(rng, won, won_at[won], alive_end, np.exp(0.6 * traits.unhappiness[won]) / 30.0)
     ticket_channels = np.array(["phone", "chat", "email"], dtype=object)
     out_who.append(who)
     out_t.append(t)
     out_ch.append(ticket_channels[rng.choice(3, size=len(who), p=[0.4, 0.35, 0.25])])
     out_int.append(np.full(len(who), "ticket", dtype=object))
-    satisfaction = np.clip(np.round(3.9 - 0.9 * traits.unhappiness[who] + 0.9 * rng.standard_normal(len(who))), 1, 5)
+    satisfaction = np.clip(np.round(3.9 - 0.9 * traits.unhappiness[who] + 0.6 * rng.standard_normal(len(who))), 1, 5)
     n_before = sum(len(x) for x in out_who[:-1])
     sat = np.full(n_before + len(who), np.nan)
     sat[n_before:] = satisfaction
