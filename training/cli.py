@@ -80,26 +80,6 @@ def validate(data: DataDir) -> None:
     typer.echo(format_summary(report))
 
 
-@app.command()
-def demo(
-    out: Annotated[Path, typer.Option("--out", help="Where to put the simulated demo data.")] = Path("data/demo"),
-    customers: Annotated[int, typer.Option(help="Number of simulated customers.", min=100)] = 20_000,
-    seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 0,
-) -> None:
-    """Run the main job on the embedded defaults: simulate a CRM export, then validate it."""
-    simulate(
-        out=out,
-        customers=customers,
-        seed=seed,
-        start="2023-01-01",
-        end="2025-12-31",
-        as_of=None,
-        scenario="default",
-        fmt=Format.parquet,
-    )
-    validate(data=out)
-
-
 AsOf = Annotated[
     str | None, typer.Option("--as-of", help="Cutoff (exclusive), ISO date; default: the day after the data ends.")
 ]
@@ -276,3 +256,54 @@ def _print_backtest(cutoff, figures: dict) -> None:
                 f"{int(entry['model']['rows']):,}",
             )
     Console().print(table)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Where to put the simulated demo data.")] = Path("data/demo"),
+    customers: Annotated[int, typer.Option(help="Number of simulated customers.", min=1000)] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 0,
+) -> None:
+    """The main job on the embedded defaults: simulate, validate, train, score, and summarise."""
+    import pandas as pd
+
+    as_of = "2024-12-31"
+    simulate(
+        out=out,
+        customers=customers,
+        seed=seed,
+        start="2023-01-01",
+        end="2025-12-31",
+        as_of=as_of,
+        scenario="default",
+        fmt=Format.parquet,
+    )
+    validate(data=out)
+    train(
+        data=out,
+        as_of=as_of,
+        config=None,
+        promote=Promote.auto,
+        conversion_horizon_days=None,
+        churn_horizon_days=None,
+        clv_horizon_days=None,
+    )
+    scores_file = out / "scores.csv"
+    score(
+        data=out,
+        out=scores_file,
+        as_of=as_of,
+        conversion_horizon_days=None,
+        churn_horizon_days=None,
+        clv_horizon_days=None,
+        reasons=True,
+    )
+    scores = pd.read_csv(scores_file)
+    leads = scores[scores.conversion_probability.notna()].sort_values("expected_value", ascending=False)
+    typer.echo(f"\ntop prospects as of {as_of} (of {len(leads):,} open leads), by expected value:")
+    typer.echo(
+        leads.head(10)[
+            ["customer_id", "conversion_score", "conversion_tier", "expected_value", "source_channel", "current_stage"]
+        ].to_string(index=False)
+    )
+    typer.echo(f"\nhow the champions did on what happened next: crm-score evaluate --data {out} --as-of {as_of}")

@@ -7,6 +7,20 @@ currency of `orders.amount` (touch cost in that of `touchpoints.cost`).
 
 Everything is vectorised over customers (integer customer codes, `np.bincount`, ufunc `.at`), so the same
 function serves a training snapshot of 50,000 customers and a scoring request for one.
+
+Definitions that are not obvious from the column names:
+- Funnel: events with a stage outside `spec.stages` and "lost" are ignored. A stage change is an event whose
+  stage differs from the customer's previous event (the first event is an entry, not a change); a repeated
+  record of the same stage does not restart `days_in_stage` but does reset `days_since_last_stage_change`
+  (time since the last funnel record). A regression is a change to an earlier stage, neither side "lost";
+  a reopening is a change from "lost" to any stage. `current_stage_index` is -1 for lost, NaN without events.
+  `stall_ratio` = days in an open stage / `spec.typical_stage_days` of that stage (NaN for won and lost).
+- Purchases: rows with amount < 0 are refunds, every other row an order. Spend (sum, mean, max, trend,
+  shares) counts positive amounts; `net_spend_total` subtracts refunds. Gaps are days between consecutive
+  orders; their std is the sample std (NaN with fewer than two gaps). Shares divide by all positive spend,
+  so unseen or missing categories and channels lower the listed shares instead of adding columns.
+- Trends: engagement (a - b) / (a + b + 1) with touches in the last 30 days and the 30 before; spend
+  (a - b) / (a + b) with the last 180 days and the 180 before (NaN without spend in either).
 """
 
 from __future__ import annotations
@@ -32,6 +46,20 @@ INTERACTION_WINDOWS = (30, 90, 365)
 MAX_CHANNELS, MAX_INTERACTIONS, MAX_ORDER_CHANNELS, MAX_CATEGORIES = 12, 12, 8, 10
 ATTRIBUTE_CATEGORICAL = ("source_channel", "industry", "region")
 ATTRIBUTE_NUMERIC = ("employees", "annual_revenue")
+# Rates and ratios that let trees read a customer's own rhythm (buy-till-you-die style) and the season.
+DERIVED = (
+    "touch_rate_90d",
+    "customer_touch_rate_90d",
+    "customer_touch_rate_365d",
+    "stage_touch_rate_30d",
+    "orders_per_year",
+    "spend_per_year",
+    "tickets_per_year",
+    "overdue_ratio",
+    "touch_silence_ratio",
+    "cutoff_season_sin",
+    "cutoff_season_cos",
+)
 
 DAY_NS = 86_400 * 10**9
 _NAT = np.iinfo(np.int64).min
@@ -167,7 +195,7 @@ def _layout(
         *order_channel_share,
         "distinct_categories",
     )
-    attributes = (*ATTRIBUTE_CATEGORICAL, *ATTRIBUTE_NUMERIC, "account_age_days")
+    attributes = (*ATTRIBUTE_CATEGORICAL, *ATTRIBUTE_NUMERIC, "account_age_days", *DERIVED)
     categorical = ("first_touch_channel", "last_touch_channel", "current_stage", *ATTRIBUTE_CATEGORICAL)
     # Model order: numeric features family by family, then the categorical ones.
     columns = (*(c for c in (*channel, *funnel, *purchase, *attributes) if c not in categorical), *categorical)
@@ -270,6 +298,17 @@ def feature_labels(spec: FeatureSpec) -> dict[str, str]:
             "employees": "{value:,.0f} employees",
             "annual_revenue": "annual revenue {value:,.0f}",
             "account_age_days": "account created {value:.0f} days ago",
+            "touch_rate_90d": "{value:.2f} touches a day lately",
+            "customer_touch_rate_90d": "{value:.2f} touches a day as a customer lately",
+            "customer_touch_rate_365d": "{value:.2f} touches a day as a customer this year",
+            "stage_touch_rate_30d": "{value:.2f} touches a day in the current stage",
+            "orders_per_year": "{value:.1f} orders a year",
+            "spend_per_year": "spends {value:,.0f} a year",
+            "tickets_per_year": "{value:.1f} service tickets a year",
+            "overdue_ratio": "{value:.1f}x the usual gap since the last order",
+            "touch_silence_ratio": "silent for {value:.1f}x the usual gap between touches",
+            "cutoff_season_sin": "time of year",
+            "cutoff_season_cos": "time of year",
         }
     )
     return {c: labels[c] for c in lay.columns}
@@ -729,6 +768,32 @@ def _attribute_features(customers: pd.DataFrame, rows: np.ndarray, as_of: int, c
 # ---------------------------------------------------------------------------------------------------------
 
 
+def _derived_features(cols: dict[str, np.ndarray], as_of: pd.Timestamp) -> dict[str, np.ndarray]:
+    """Per-day rates over each customer's observed span, overdue ratios, and the cutoff's season."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        age = np.maximum(cols["account_age_days"], 1.0)
+        tenure = cols["days_since_first_order"]  # NaN without orders
+        span = np.maximum(tenure, 30.0)
+        out = {
+            "touch_rate_90d": cols["touches_90d"] / np.minimum(age, 90.0),
+            "customer_touch_rate_90d": (cols["touches_90d"] - cols["tickets_90d"])
+            / np.minimum(np.maximum(tenure, 1.0), 90.0),
+            "customer_touch_rate_365d": (cols["touches_365d"] - cols["tickets_365d"])
+            / np.minimum(np.maximum(tenure, 1.0), 365.0),
+            "stage_touch_rate_30d": cols["touches_30d"] / np.clip(cols["days_in_stage"], 1.0, 30.0),
+            "orders_per_year": cols["orders_total"] / span * 365.0,
+            "spend_per_year": cols["spend_sum_total"] / span * 365.0,
+            "tickets_per_year": cols["tickets_365d"] / np.minimum(span, 365.0) * 365.0,
+            "overdue_ratio": cols["days_since_last_order"] / np.maximum(cols["order_gap_mean_days"], 1.0),
+        }
+        out["touch_silence_ratio"] = cols["days_since_last_touch"] * out["touch_rate_90d"]
+    day = 2 * np.pi * (as_of.dayofyear - 1) / 365.25
+    n = len(age)
+    out["cutoff_season_sin"] = np.full(n, np.sin(day))
+    out["cutoff_season_cos"] = np.full(n, np.cos(day))
+    return {k: np.where(np.isfinite(v), v, np.nan) for k, v in out.items()}
+
+
 def _top_values(frame: pd.DataFrame | None, name: str, as_of: int, limit: int) -> tuple[str, ...]:
     """The most frequent values of `frame[name]` before `as_of` (ties by name), at most one per slug."""
     if frame is None or name not in frame.columns or not len(frame):
@@ -796,22 +861,23 @@ def build_features(tables: dict[str, pd.DataFrame | None], as_of: pd.Timestamp, 
     cols.update(_attribute_features(customers, rows, cutoff, created))
     no_orders = (cols["orders_total"] + cols["refunds_total"]) == 0  # any order row, as labels.buyers reads it
     cols["is_open_lead"] = (cols.pop("_open_stage") & no_orders).astype(float)
+    cols.update(_derived_features(cols, pd.Timestamp(cutoff)))
 
     numeric, categorical, reorder = _output_columns(tuple(spec.columns), tuple(spec.categorical))
-    unknown = [c for c in (*numeric, *categorical) if c not in cols]
+    unknown = [c for c in (*numeric[0], *categorical[0]) if c not in cols]
     if unknown:
         raise ValueError(f"the feature spec names columns this version cannot build: {unknown}")
-    block = np.empty((len(numeric), n))
-    for i, col in enumerate(numeric):
+    block = np.empty((len(numeric[0]), n))
+    for i, col in enumerate(numeric[0]):
         block[i] = cols[col]
-    labels = np.empty((n, len(categorical)), dtype=object)
-    for j, col in enumerate(categorical):
+    labels = np.empty((n, len(categorical[0])), dtype=object)
+    for j, col in enumerate(categorical[0]):
         labels[:, j] = cols[col]
     # Two blocks (float64, object) joined once: far cheaper than inserting columns one by one.
     frame = pd.concat(
         [
-            pd.DataFrame(block.T, index=index, columns=numeric, copy=False),
-            pd.DataFrame(labels, index=index, columns=categorical, dtype=object, copy=False),
+            pd.DataFrame(block.T, index=index, columns=numeric[1], copy=False),
+            pd.DataFrame(labels, index=index, columns=categorical[1], dtype=object, copy=False),
         ],
         axis=1,
     )
@@ -821,10 +887,11 @@ def build_features(tables: dict[str, pd.DataFrame | None], as_of: pd.Timestamp, 
 @functools.lru_cache(maxsize=64)
 def _output_columns(
     columns: tuple[str, ...], categorical: tuple[str, ...]
-) -> tuple[pd.Index, pd.Index, list[str] | None]:
-    """Numeric and categorical column indexes (built once per spec), and the order to restore if needed."""
+) -> tuple[tuple[list[str], pd.Index], tuple[list[str], pd.Index], list[str] | None]:
+    """Numeric and categorical column names as lists (to iterate) and indexes (built once per spec), and
+    the order to restore if the spec interleaves them."""
     is_cat = set(categorical)
     numeric = [c for c in columns if c not in is_cat]
-    categorical = tuple(c for c in columns if c in is_cat)
+    categorical = [c for c in columns if c in is_cat]
     reorder = None if [*numeric, *categorical] == list(columns) else list(columns)
-    return pd.Index(numeric), pd.Index(categorical), reorder
+    return (numeric, pd.Index(numeric)), (categorical, pd.Index(categorical)), reorder
