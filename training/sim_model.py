@@ -85,10 +85,12 @@ def initial_state_distribution(n: int) -> np.ndarray:
 def daily_won_cdf(quality: np.ndarray, size: np.ndarray, start: np.ndarray, days: int) -> np.ndarray:
     """P(won by day d) for d = 0..days from a start distribution (n, 12); exact on the daily grid."""
     from scipy.linalg import expm
+    from threadpoolctl import threadpool_limits
 
     rates, jumps = funnel_dynamics(quality, size)
     generator = rates[:, :, None] * (jumps - np.eye(N_STATES)[None])
-    step = expm(generator)  # one-day transition matrices, batched
+    with threadpool_limits(1):  # thousands of tiny 12x12 products: BLAS threads only spin
+        step = expm(generator)  # one-day transition matrices, batched
     out = np.empty((len(quality), days + 1))
     dist = start.copy()
     out[:, 0] = dist[:, WON]

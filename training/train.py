@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -305,18 +306,25 @@ def log_and_register(
     )
 
     configure()
-    experiment_id = ensure_experiment()
+    launched = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`: that run becomes the parent
+    experiment_id = mlflow.get_run(launched).info.experiment_id if launched else ensure_experiment()
     client = MlflowClient()
     decisions: dict[str, dict] = {}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train as of {outcome.as_of.date()}") as parent:
+    parent_run = (
+        mlflow.start_run(run_id=launched)
+        if launched
+        else mlflow.start_run(experiment_id=experiment_id, run_name=f"train as of {outcome.as_of.date()}")
+    )
+    with parent_run as parent:
         mlflow.log_params(
             {
+                # Named apart from the MLproject parameters, which `mlflow run` logs on this run already.
                 **_flatten("config.", config.to_dict()),
-                "as_of": str(outcome.as_of),
+                "training_cutoff": str(outcome.as_of),
                 "data_dir": data_dir,
                 "data_fingerprint": outcome.fingerprint,
                 "data_window_start": outcome.data_window[0],
-                "promote": promote,
+                "promote_policy": promote,
                 **{f"rows.{k}": len(v) for k, v in tables.items() if v is not None},
             }
         )
