@@ -175,10 +175,14 @@ def test_a_worse_challenger_does_not_replace_the_champion(tables, sim_dir, tmp_p
     assert decision["champion_figure"] > decision["new_figure"]
     client = MlflowClient()
     assert str(client.get_model_version_by_alias("crm_churn", "challenger").version) == decision["version"]
-    assert str(client.get_model_version_by_alias("crm_churn", "champion").version) == first.decisions["churn"]["version"]
+    assert (
+        str(client.get_model_version_by_alias("crm_churn", "champion").version) == first.decisions["churn"]["version"]
+    )
     forced = run_training(tables, AS_OF, weak, promote="always", kinds=("churn",), data_dir=str(sim_dir))
     assert forced.decisions["churn"]["promoted"]
-    assert str(client.get_model_version_by_alias("crm_churn", "champion").version) == forced.decisions["churn"]["version"]
+    assert (
+        str(client.get_model_version_by_alias("crm_churn", "champion").version) == forced.decisions["churn"]["version"]
+    )
     run = client.get_run(decision["run_id"])
     assert run.data.params["promotion.reason"] == "worse than the champion"
     json.dumps(decision)  # the decision is plain data

@@ -307,3 +307,43 @@ def demo(
         ].to_string(index=False)
     )
     typer.echo(f"\nhow the champions did on what happened next: crm-score evaluate --data {out} --as-of {as_of}")
+
+
+@app.command()
+def budget(
+    data: DataDir,
+    as_of: AsOf = None,
+    total_budget: Annotated[
+        float | None, typer.Option("--total-budget", min=0, help="Spend per period to allocate (default: current).")
+    ] = None,
+    max_shift: Annotated[float, typer.Option("--max-shift", min=0, max=1, help="Largest move per channel.")] = 0.2,
+    lock: Annotated[
+        list[str] | None, typer.Option("--lock", help="A channel to keep at its spend (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the advice JSON.")] = False,
+    realised: Annotated[bool, typer.Option(help="Value leads by realised revenue instead of the models.")] = False,
+) -> None:
+    """Channel performance and recommended budget shifts: where should next period's money go?"""
+    import json
+
+    from training.budget import budget_advice, format_advice
+    from training.registry import configure, load_champions
+    from training.scoring import model_lead_values
+
+    tables, cutoff = _load(data, as_of)
+    if tables.get("channel_spend") is None:
+        _fail(f"{data}: budget advice needs the channel_spend table, and there is none", 2)
+    values = None
+    if not realised:
+        configure()
+        bundles, _ = load_champions(["clv"])
+        if "clv" not in bundles:
+            typer.secho("no CLV champion: leads are valued by realised revenue", fg=typer.colors.YELLOW, err=True)
+        values = model_lead_values(tables, cutoff, bundles.get("clv"))
+    try:
+        advice = budget_advice(
+            tables, cutoff, values, total_budget=total_budget, max_shift=max_shift, locked=tuple(lock or ())
+        )
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    typer.echo(json.dumps(advice, indent=2) if as_json else format_advice(advice))

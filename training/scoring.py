@@ -119,3 +119,33 @@ def write_scores(scores: pd.DataFrame, path) -> None:
         scores.to_csv(path, index=False)
     else:
         raise ValueError(f"{path}: the score file must end in .csv or .parquet")
+
+
+def model_lead_values(
+    tables: dict, as_of: pd.Timestamp, clv_bundle: ModelBundle | None, horizon_days: int = 365
+) -> pd.Series:
+    """Value of each lead over its first `horizon_days`: realised revenue so far plus the model's forecast.
+
+    A lead created at c is worth its net revenue in [c, c + horizon). The part before `as_of` is known; the
+    part after is the CLV model's expected value over its horizon from `as_of`, prorated to the days of the
+    lead's first year still to come (0 for leads the model does not score, e.g. lost ones).
+    """
+    customers = tables["customers"]
+    created = customers.set_index("customer_id")["created_at"]
+    created = created[created < as_of]
+    orders = tables.get("orders")
+    realised = pd.Series(0.0, index=created.index)
+    if orders is not None and len(orders):
+        o = orders[orders["timestamp"] < as_of].merge(
+            created.rename("created_at"), left_on="customer_id", right_index=True
+        )
+        first_year = o[o["timestamp"] < o["created_at"] + pd.Timedelta(days=horizon_days)]
+        realised = realised.add(first_year.groupby("customer_id")["amount"].sum(), fill_value=0.0)
+    remaining = (created + pd.Timedelta(days=horizon_days) - as_of).dt.days.clip(lower=0) / horizon_days
+    forecast = pd.Series(0.0, index=created.index)
+    if clv_bundle is not None and (remaining > 0).any():
+        scores = score_customers(tables, as_of, {"clv": clv_bundle}, reasons=False).set_index("customer_id")
+        clv_horizon = clv_bundle.metadata.get("horizon_days", horizon_days)
+        per_day = scores["expected_clv"].reindex(created.index).fillna(0.0) / clv_horizon
+        forecast = per_day * remaining * horizon_days
+    return (realised + forecast).rename("lead_value")

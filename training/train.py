@@ -306,7 +306,9 @@ def log_and_register(
     )
 
     configure()
-    launched = os.environ.get("MLFLOW_RUN_ID")  # set by `mlflow run`: that run becomes the parent
+    # Set by `mlflow run`: that run becomes the parent. Cleared while we log, or every nested
+    # start_run would resume it instead of opening a child run.
+    launched = os.environ.pop("MLFLOW_RUN_ID", None)
     experiment_id = mlflow.get_run(launched).info.experiment_id if launched else ensure_experiment()
     client = MlflowClient()
     decisions: dict[str, dict] = {}
@@ -442,5 +444,27 @@ def run_training(
     with Progress(disable=not sys.stderr.isatty(), transient=True) as bar:
         task = bar.add_task("training", total=len(kinds))
         outcome = train_models(tables, as_of, config, kinds, progress=lambda kind: bar.advance(task))
-    decisions = log_and_register(outcome, tables, config, promote, data_dir) if outcome.results else {}
+    decisions = (
+        log_and_register(outcome, tables, config, promote, data_dir, extra_logging=log_channels)
+        if outcome.results
+        else {}
+    )
     return TrainSummary(outcome, decisions)
+
+
+def log_channels(outcome: TrainOutcome, tables: dict) -> None:
+    """Log channel performance and budget advice (with a spend chart) to the active run, when spend exists."""
+    import mlflow
+
+    from training.budget import log_channel_report
+    from training.scoring import model_lead_values
+
+    if tables.get("channel_spend") is None or tables["channel_spend"].empty:
+        mlflow.set_tag("channels", "skipped: no channel_spend table")
+        return
+    clv = outcome.results.get("clv")
+    values = model_lead_values(tables, outcome.as_of, clv.bundle if clv else None)
+    try:
+        log_channel_report(tables, outcome.as_of, values)
+    except ValueError as exc:  # too little spend history to fit curves: say so, keep the models
+        mlflow.set_tag("channels", f"skipped: {exc}")
