@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= data/demo
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean bench
 
 $(BIN)/crm-score: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(BIN)/crm-score: pyproject.toml
 setup: $(BIN)/crm-score
 
 demo: setup
-	$(BIN)/crm-score demo --out $(DEMO_DIR)
+	CRM_SCORING_API_KEYS=$${CRM_SCORING_API_KEYS:-demo-read:read,demo-admin:admin} $(BIN)/crm-score demo --out $(DEMO_DIR)
 
 test: setup
 	$(BIN)/ruff check .
@@ -26,3 +26,8 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) data models/mlflow.db models/artifacts
+
+bench: setup
+	$(BIN)/python benchmarks/bench_train.py --sizes 10000 100000
+	$(BIN)/python benchmarks/bench_budget.py
+	$(BIN)/python benchmarks/bench_serving.py

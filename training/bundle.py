@@ -65,15 +65,53 @@ class ModelBundle:
     def feature_names(self) -> list[str]:
         return list(self.spec.columns)
 
+    def _layout(self) -> dict:
+        """Column positions and category code maps, built once per loaded bundle (not pickled)."""
+        cached = self.__dict__.get("_layout_cache")
+        if cached is None:
+            columns = list(self.spec.columns)
+            categorical = set(self.spec.categorical)
+            numeric = [c for c in columns if c not in categorical]
+            cached = {
+                "numeric": numeric,
+                "numeric_index": pd.Index(numeric),
+                "numeric_pos": np.array([j for j, c in enumerate(columns) if c not in categorical], dtype=np.intp),
+                "categorical": [
+                    (j, c, {v: float(i) for i, v in enumerate(self.encoder.categories_[c])})
+                    for j, c in enumerate(columns)
+                    if c in categorical
+                ],
+                "labels": feature_labels(self.spec),
+            }
+            self.__dict__["_layout_cache"] = cached
+        return cached
+
+    def warm(self) -> None:
+        """Build the column layout ahead of the first prediction."""
+        self._layout()
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_layout_cache", None)
+        return state
+
     def matrix(self, features: pd.DataFrame) -> np.ndarray:
-        """The model's float matrix: numeric columns as they are, categoricals as codes."""
+        """The model's float matrix: numeric columns as they are, categoricals as codes (unseen -> NaN).
+
+        Built without a pandas call per column: on the API's one-row path that is most of the cost.
+        """
+        lay = self._layout()
         out = np.empty((len(features), len(self.spec.columns)), dtype=np.float64)
-        categorical = set(self.spec.categorical)
-        for j, col in enumerate(self.spec.columns):
-            if col in categorical:
-                out[:, j] = self.encoder.transform_column(col, features[col].to_numpy(dtype=object))
-            else:
-                out[:, j] = pd.to_numeric(features[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        numeric = lay["numeric"]
+        k = len(numeric)
+        # build_features puts the numeric columns first, as one float64 block: slice it rather than select.
+        if features.columns[:k].equals(lay["numeric_index"]):
+            block = features.iloc[:, :k]
+        else:  # frames from elsewhere (a pyfunc caller): any column order, numbers possibly as text
+            block = features[numeric].apply(pd.to_numeric, errors="coerce")
+        out[:, lay["numeric_pos"]] = block.to_numpy(dtype=np.float64, na_value=np.nan)
+        for j, col, codes in lay["categorical"]:
+            out[:, j] = [codes.get(v, np.nan) if isinstance(v, str) else np.nan for v in features[col].to_numpy()]
         return out
 
     def predict_matrix(self, x: np.ndarray) -> np.ndarray:
@@ -92,20 +130,18 @@ class ModelBundle:
     def reasons(self, features: pd.DataFrame, x: np.ndarray | None = None, top: int = 3) -> list[list[dict]]:
         """The `top` strongest positive and negative contributions per row, in plain words."""
         x = self.matrix(features) if x is None else x
+        lay = self._layout()
         contrib = self.contributions(x)
-        labels = feature_labels(self.spec)
+        columns = self.spec.columns
+        raw = {j: features[c].to_numpy() for j, c, _ in lay["categorical"]}
         out = []
         for i in range(len(x)):
             row = contrib[i]
             order = np.argsort(-np.abs(row))
             pos = [j for j in order if row[j] > 0][:top]
             neg = [j for j in order if row[j] < 0][:top]
-            out.append(
-                [
-                    _reason(self.spec.columns[j], features.iloc[i][self.spec.columns[j]], row[j], labels)
-                    for j in sorted(pos + neg, key=lambda j: -abs(row[j]))
-                ]
-            )
+            chosen = sorted(pos + neg, key=lambda j: -abs(row[j]))
+            out.append([_reason(columns[j], raw[j][i] if j in raw else x[i, j], row[j], lay["labels"]) for j in chosen])
         return out
 
 

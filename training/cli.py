@@ -165,8 +165,14 @@ def score(
     churn_horizon_days: ChurnH = None,
     clv_horizon_days: ClvH = None,
     reasons: Annotated[bool, typer.Option(help="Add the top reasons (slower on millions of rows).")] = True,
+    prospects_db: Annotated[
+        Path | None, typer.Option("--prospects-db", help="Prospect store for the API (default models/prospects.db).")
+    ] = None,
 ) -> None:
-    """Score every lead and customer as of a cutoff with the @champion models; write CSV or Parquet."""
+    """Score every lead and customer as of a cutoff with the @champion models; write CSV or Parquet.
+
+    The open leads also go to the API's prospect store, ranked by expected value.
+    """
     from training.registry import configure, load_champions
     from training.scoring import score_customers, write_scores
 
@@ -182,7 +188,10 @@ def score(
     _check_horizons(bundles, conversion=conversion_horizon_days, churn=churn_horizon_days, clv=clv_horizon_days)
     scores = score_customers(tables, cutoff, bundles, reasons=reasons)
     write_scores(scores, out)
-    typer.echo(f"scored {len(scores):,} leads and customers as of {cutoff.date()} into {out}")
+    from serving.store import write_prospects
+
+    store = write_prospects(scores, prospects_db)
+    typer.echo(f"scored {len(scores):,} leads and customers as of {cutoff.date()} into {out} (prospects: {store})")
 
 
 def _check_horizons(bundles: dict, **asked: int | None) -> None:
@@ -263,8 +272,10 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Where to put the simulated demo data.")] = Path("data/demo"),
     customers: Annotated[int, typer.Option(help="Number of simulated customers.", min=1000)] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 0,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="End by serving the API.")] = True,
+    port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
 ) -> None:
-    """The main job on the embedded defaults: simulate, validate, train, score, and summarise."""
+    """The main job on the embedded defaults: simulate, validate, train, score, summarise, then serve."""
     import pandas as pd
 
     as_of = "2024-12-31"
@@ -297,6 +308,7 @@ def demo(
         churn_horizon_days=None,
         clv_horizon_days=None,
         reasons=True,
+        prospects_db=None,
     )
     scores = pd.read_csv(scores_file)
     leads = scores[scores.conversion_probability.notna()].sort_values("expected_value", ascending=False)
@@ -307,6 +319,9 @@ def demo(
         ].to_string(index=False)
     )
     typer.echo(f"\nhow the champions did on what happened next: crm-score evaluate --data {out} --as-of {as_of}")
+    if serve_api:
+        typer.echo(f"\nserving the API on http://127.0.0.1:{port} (docs at /docs; Ctrl-C stops it)")
+        serve(host="127.0.0.1", port=port)
 
 
 @app.command()
@@ -347,3 +362,14 @@ def budget(
     except ValueError as exc:
         _fail(str(exc), 2)
     typer.echo(json.dumps(advice, indent=2) if as_json else format_advice(advice))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the scoring API (champion models from the registry; keys from CRM_SCORING_API_KEYS)."""
+    from serving.api import serve as run_server
+
+    run_server(host=host, port=port)

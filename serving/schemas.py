@@ -1,0 +1,253 @@
+"""Request and response models of the API, with limits and OpenAPI examples.
+
+Requests forbid unknown fields (a typo like `touchpionts` would otherwise silently score a lead without its
+history). Channel, stage and category values are free text: values the models never saw score as unseen.
+Timestamps are ISO 8601; naive ones are UTC. `as_of` is exclusive: only history before it is read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+
+MAX_BATCH = 1000
+MAX_HISTORY = 2000
+EARLIEST, LATEST = datetime(1970, 1, 2), datetime(2200, 1, 1)
+
+
+def _in_range(ts: datetime) -> datetime:
+    if not EARLIEST <= _naive(ts) < LATEST:
+        raise ValueError(f"timestamp must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+    return ts
+
+
+def _naive(ts: datetime) -> datetime:
+    from datetime import UTC
+
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo is not None else ts
+
+
+Instant = Annotated[datetime, AfterValidator(_in_range)]
+Text = Annotated[str, Field(min_length=1, max_length=128)]
+Money = Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Touchpoint(_Strict):
+    """One interaction on any channel before `as_of`."""
+
+    timestamp: Instant
+    channel: Text
+    interaction: Text | None = None
+    campaign_id: Text | None = None
+    cost: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = None
+    satisfaction: Annotated[float, Field(ge=1, le=5, allow_inf_nan=False)] | None = None
+
+
+class FunnelEvent(_Strict):
+    """A change of funnel stage (default order lead, mql, sql, opportunity, negotiation, won; plus lost)."""
+
+    timestamp: Instant
+    stage: Text
+
+
+class Order(_Strict):
+    """A purchase (a negative amount is a refund), in the currency of the training data."""
+
+    timestamp: Instant
+    amount: Money
+    order_id: Text | None = None
+    channel: Text | None = None
+    product_category: Text | None = None
+
+
+class Record(_Strict):
+    """A lead or customer: attributes, optional recent history and an optional cutoff (default now, UTC)."""
+
+    customer_id: Text | None = Field(default=None, description="Echoed back; generated when absent.")
+    created_at: Instant | None = Field(
+        default=None, description="Default: the earliest history event, else one second before as_of."
+    )
+    source_channel: Text | None = None
+    industry: Text | None = None
+    region: Text | None = None
+    employees: Annotated[float, Field(ge=0, le=1e8, allow_inf_nan=False)] | None = None
+    annual_revenue: Annotated[float, Field(ge=0, le=1e13, allow_inf_nan=False)] | None = None
+    touchpoints: list[Touchpoint] = Field(default_factory=list, max_length=MAX_HISTORY)
+    funnel_events: list[FunnelEvent] = Field(default_factory=list, max_length=MAX_HISTORY)
+    orders: list[Order] = Field(default_factory=list, max_length=MAX_HISTORY)
+    as_of: Instant | None = Field(default=None, description="Exclusive cutoff; default now (UTC).")
+
+    @model_validator(mode="after")
+    def _created_before_as_of(self) -> Record:
+        if self.created_at is not None and self.as_of is not None and _naive(self.created_at) >= _naive(self.as_of):
+            raise ValueError("created_at must be before as_of")
+        return self
+
+
+_LEAD_EXAMPLE: dict[str, Any] = {
+    "customer_id": "L-1001",
+    "created_at": "2024-11-02T09:15:00Z",
+    "source_channel": "search",
+    "industry": "software",
+    "region": "west",
+    "employees": 40,
+    "touchpoints": [
+        {"timestamp": "2024-11-02T09:15:00Z", "channel": "search", "interaction": "ad_click", "cost": 1.2},
+        {"timestamp": "2024-11-20T14:00:00Z", "channel": "email", "interaction": "email_open"},
+    ],
+    "funnel_events": [
+        {"timestamp": "2024-11-02T09:15:00Z", "stage": "lead"},
+        {"timestamp": "2024-11-25T10:00:00Z", "stage": "mql"},
+    ],
+    "as_of": "2024-12-31T00:00:00Z",
+}
+_CUSTOMER_EXAMPLE: dict[str, Any] = {
+    "customer_id": "C-2002",
+    "created_at": "2023-03-01T00:00:00Z",
+    "source_channel": "referral",
+    "industry": "retail",
+    "region": "north",
+    "orders": [
+        {"timestamp": "2024-02-10T12:00:00Z", "amount": 120.0, "channel": "online", "product_category": "software"},
+        {"timestamp": "2024-09-18T12:00:00Z", "amount": 80.5, "channel": "phone", "product_category": "services"},
+    ],
+    "touchpoints": [
+        {"timestamp": "2024-10-01T08:00:00Z", "channel": "service", "interaction": "ticket", "satisfaction": 2}
+    ],
+    "as_of": "2024-12-31T00:00:00Z",
+}
+
+
+class Lead(Record):
+    model_config = ConfigDict(json_schema_extra={"examples": [_LEAD_EXAMPLE]})
+
+
+class Customer(Record):
+    model_config = ConfigDict(json_schema_extra={"examples": [_CUSTOMER_EXAMPLE]})
+
+
+class LeadBatch(_Strict):
+    """Up to 1,000 leads in one request."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"leads": [_LEAD_EXAMPLE]}]})
+    leads: list[Lead] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class CustomerBatch(_Strict):
+    """Up to 1,000 customers in one request."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"customers": [_CUSTOMER_EXAMPLE]}]})
+    customers: list[Customer] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+def _batch_or_one(key: str):
+    def pick(value: Any) -> str:
+        if isinstance(value, dict):
+            return "batch" if key in value else "one"
+        return "batch" if hasattr(value, key) else "one"
+
+    return pick
+
+
+LeadRequest = Annotated[
+    Annotated[LeadBatch, Tag("batch")] | Annotated[Lead, Tag("one")], Discriminator(_batch_or_one("leads"))
+]
+CustomerRequest = Annotated[
+    Annotated[CustomerBatch, Tag("batch")] | Annotated[Customer, Tag("one")],
+    Discriminator(_batch_or_one("customers")),
+]
+
+
+# ------------------------------------------------------------------------------------------------ responses
+
+
+class Reason(BaseModel):
+    feature: str
+    value: float | str | None
+    contribution: float = Field(description="Signed, on the model's raw (log-odds or log) scale.")
+    text: str
+
+
+class LeadScore(BaseModel):
+    customer_id: str | None
+    as_of: datetime
+    conversion_probability: float
+    conversion_score: int = Field(ge=0, le=100)
+    conversion_tier: Literal["A", "B", "C", "D"]
+    expected_value: float | None = Field(description="Expected revenue over the CLV horizon (CLV model).")
+    reasons: list[Reason]
+    model_version: str
+    clv_model_version: str | None
+
+
+class LeadScores(BaseModel):
+    scores: list[LeadScore]
+
+
+class CustomerScore(BaseModel):
+    customer_id: str | None
+    as_of: datetime
+    churn_probability: float | None = Field(description="None for a customer without an order before as_of.")
+    churn_risk: Literal["low", "medium", "high"] | None
+    expected_clv: float | None
+    value_decile: int | None = Field(default=None, ge=1, le=10)
+    reasons: dict[str, list[Reason]]
+    model_versions: dict[str, str]
+
+
+class CustomerScores(BaseModel):
+    scores: list[CustomerScore]
+
+
+class Prospect(BaseModel):
+    customer_id: str
+    conversion_probability: float | None
+    conversion_score: int | None
+    conversion_tier: str | None
+    churn_probability: float | None
+    churn_risk: str | None
+    expected_clv: float | None
+    expected_value: float | None
+    value_decile: int | None
+    source_channel: str | None
+    current_stage: str | None
+    industry: str | None
+    region: str | None
+    stall_ratio: float | None
+    stalled: bool
+    top_reasons: Any
+
+
+class ProspectPage(BaseModel):
+    items: list[Prospect]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; None on the last page.")
+    scored_at: str | None
+
+
+class ModelInfo(BaseModel):
+    kind: str
+    name: str
+    version: str
+    alias: str
+    trained_at: str | None
+    data_window: Any
+    validation_cutoff: str | None
+    horizon_days: int | None
+    holdout_metrics: dict[str, Any]
+
+
+class ModelsStatus(BaseModel):
+    ready: bool
+    models: list[ModelInfo]
+    missing: dict[str, str]
+    loaded_at: str | None
+
+
+class Problem(BaseModel):
+    detail: Any

@@ -1,0 +1,258 @@
+"""The loaded champion models and the fast scoring path of the API.
+
+A request's leads become tiny versions of the input tables, and `training.features.build_features` turns
+them into feature rows: the very definitions training used, so that the API and `crm-score score` agree to
+the last bit. Prediction runs on numpy arrays with LightGBM at one thread (see `ModelBundle.predict_matrix`).
+Reload builds a complete new `ModelSet` off to the side and swaps one reference, so requests in flight keep
+the set they started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from serving.schemas import Record
+from training.bundle import ModelBundle
+from training.config import MODEL_KINDS, REGISTERED_NAMES
+from training.scoring import _features_by_spec, churn_risk, conversion_tier, value_decile
+
+log = logging.getLogger(__name__)
+_EPOCH, _MICROSECOND = datetime(1970, 1, 1), timedelta(microseconds=1)
+_FIELDS = {
+    "touchpoints": ("timestamp", "channel", "interaction", "campaign_id", "cost", "satisfaction"),
+    "funnel_events": ("timestamp", "stage"),
+    "orders": ("timestamp", "amount", "order_id", "channel", "product_category"),
+}
+_STR_COLUMNS = {
+    "customers": ("source_channel", "industry", "region"),
+    "touchpoints": ("channel", "interaction", "campaign_id"),
+    "funnel_events": ("stage",),
+    "orders": ("order_id", "channel", "product_category"),
+}
+
+
+class ModelsUnavailable(RuntimeError):
+    """A route needs a model that is not loaded; the message names it and why."""
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """One consistent set of champion bundles (by kind), and why any kind is missing."""
+
+    bundles: dict[str, ModelBundle]
+    missing: dict[str, str] = field(default_factory=dict)
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def __post_init__(self) -> None:
+        for bundle in self.bundles.values():
+            bundle.warm()  # build each bundle's column layout now, not on the first request
+
+    @property
+    def ready(self) -> bool:
+        return not self.missing and all(k in self.bundles for k in MODEL_KINDS)
+
+    def versions(self) -> dict[str, str]:
+        return {kind: str(b.metadata.get("version")) for kind, b in self.bundles.items()}
+
+    def need(self, kind: str) -> ModelBundle:
+        if kind not in self.bundles:
+            name = REGISTERED_NAMES[kind]
+            raise ModelsUnavailable(f"model {name}@champion is not loaded: {self.missing.get(name, 'unknown')}")
+        return self.bundles[kind]
+
+
+def load_model_set() -> ModelSet:
+    """Load the @champion of every model kind from the registry (MLFLOW_TRACKING_URI or the embedded store)."""
+    from training.registry import configure, load_champions
+
+    try:
+        configure()
+        bundles, missing = load_champions()
+    except Exception as exc:  # the registry itself is unreachable: nothing loaded, and say why
+        return ModelSet({}, {name: f"{type(exc).__name__}: {str(exc)[:300]}" for name in REGISTERED_NAMES.values()})
+    for name in (REGISTERED_NAMES[k] for k in MODEL_KINDS if k not in bundles):
+        missing.setdefault(name, "not registered with alias champion")
+    return ModelSet(bundles, missing)
+
+
+class ModelHolder:
+    """The current `ModelSet`; `reload()` swaps in a complete new set or keeps the old one and says why."""
+
+    def __init__(self, models: ModelSet | None = None, loader=load_model_set):
+        self.current = models or ModelSet({}, {"models": "not loaded yet"})
+        self._loader = loader
+        self._lock = threading.Lock()
+
+    def reload(self) -> tuple[bool, ModelSet, dict[str, str]]:
+        """Load the champions again; returns (swapped, the set now serving, what failed)."""
+        with self._lock:
+            new = self._loader()
+            old = self.current
+            if new.ready or (not old.ready and len(new.bundles) >= len(old.bundles)):
+                self.current = new  # one reference assignment: atomic for readers
+                return True, new, new.missing
+            log.warning("model reload failed, keeping the loaded models: %s", new.missing)
+            return False, old, new.missing
+
+
+# ---------------------------------------------------------------------------------------------- request -> rows
+
+
+def _naive_utc(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo is not None else ts
+
+
+def _times(values: list[datetime]) -> np.ndarray:
+    """Naive-UTC datetime64[us] of datetimes (aware ones converted to UTC), without numpy's slow object path."""
+    micros = [((v if v.tzinfo is None else _naive_utc(v)) - _EPOCH) // _MICROSECOND for v in values]
+    return np.array(micros, dtype=np.int64).view("datetime64[us]")
+
+
+def records_to_tables(records: Sequence[Record], as_of: datetime) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """The input tables of `records` (all with the same cutoff) under internal ids that keep their order."""
+    ids = [f"r{i:06d}" for i in range(len(records))]
+    cols: dict[str, dict[str, list]] = {t: defaultdict(list) for t in _STR_COLUMNS}
+    cust = cols["customers"]
+    floor = as_of - timedelta(seconds=1)
+    for rid, rec in zip(ids, records, strict=True):
+        created = rec.created_at
+        if created is None:
+            stamps = [e.timestamp for e in (*rec.touchpoints, *rec.funnel_events, *rec.orders)]
+            created = min([floor, *(_naive_utc(s) for s in stamps)])
+        cust["customer_id"].append(rid)
+        cust["created_at"].append(created)
+        for name in ("source_channel", "industry", "region", "employees", "annual_revenue"):
+            cust[name].append(getattr(rec, name))
+        for table, events in (
+            ("touchpoints", rec.touchpoints),
+            ("funnel_events", rec.funnel_events),
+            ("orders", rec.orders),
+        ):
+            if not events:
+                continue
+            out = cols[table]
+            out["customer_id"].extend([rid] * len(events))
+            for name in _FIELDS[table]:
+                out[name].extend([getattr(ev, name) for ev in events])
+    tables: dict[str, pd.DataFrame] = {}
+    for table, data in cols.items():
+        if table != "customers" and not data:
+            tables[table] = None
+            continue
+        frame: dict[str, np.ndarray] = {"customer_id": np.array(data["customer_id"], dtype=object)}
+        time_col = "created_at" if table == "customers" else "timestamp"
+        frame[time_col] = _times(data[time_col])
+        for name, values in data.items():
+            if name in frame:
+                continue
+            if name in _STR_COLUMNS[table]:
+                frame[name] = np.array(values, dtype=object)
+            else:
+                frame[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        tables[table] = pd.DataFrame(frame, copy=False)
+    return tables, ids
+
+
+def _groups(records: Sequence[Record], now: datetime) -> dict[datetime, list[int]]:
+    """Record positions by cutoff (`as_of`, default `now`), naive UTC."""
+    out: dict[datetime, list[int]] = defaultdict(list)
+    for i, rec in enumerate(records):
+        out[_naive_utc(rec.as_of) if rec.as_of is not None else now].append(i)
+    return out
+
+
+def _features(models: ModelSet, kinds: Sequence[str], records: Sequence[Record], as_of: datetime):
+    """Feature frames by bundle-spec id for `records` at `as_of`, rows in request order."""
+    tables, ids = records_to_tables(records, as_of)
+    bundles = {k: models.bundles[k] for k in kinds if k in models.bundles}
+    built = _features_by_spec(tables, pd.Timestamp(as_of), bundles)
+    out = {}
+    for kind, bundle in bundles.items():
+        frame = built[id(bundle.spec)]
+        # Every record was created before as_of (validated), so the rows are `ids` already, in order.
+        out[kind] = frame if len(frame) == len(ids) else frame.reindex(ids)
+    return out
+
+
+def _clean(x) -> float | None:
+    x = float(x)
+    return None if np.isnan(x) else x
+
+
+def score_leads(models: ModelSet, leads: Sequence[Record], top: int = 3) -> list[dict]:
+    """Conversion probability, 0-100 score, tier, expected value and reasons of each lead, in request order."""
+    conv = models.need("conversion")
+    clv = models.bundles.get("clv")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    out: list[dict | None] = [None] * len(leads)
+    for as_of, positions in _groups(leads, now).items():
+        group = [leads[i] for i in positions]
+        frames = _features(models, ("conversion", "clv"), group, as_of)
+        x = models.bundles["conversion"].matrix(frames["conversion"])
+        prob = conv.predict_matrix(x)
+        tiers = conversion_tier(prob, conv.metadata["tier_thresholds"])
+        reasons = conv.reasons(frames["conversion"], x, top) if top else [[] for _ in group]
+        if clv is not None:
+            value = clv.predict_matrix(models.bundles["clv"].matrix(frames["clv"]))
+        else:
+            value = np.full(len(group), np.nan)
+        for j, i in enumerate(positions):
+            out[i] = {
+                "customer_id": leads[i].customer_id,
+                "as_of": as_of,
+                "conversion_probability": float(prob[j]),
+                "conversion_score": int(np.round(prob[j] * 100)),
+                "conversion_tier": str(tiers[j]),
+                "expected_value": _clean(value[j]),
+                "reasons": reasons[j],
+                "model_version": str(conv.metadata.get("version")),
+                "clv_model_version": None if clv is None else str(clv.metadata.get("version")),
+            }
+    return out
+
+
+def score_existing_customers(models: ModelSet, customers: Sequence[Record], top: int = 3) -> list[dict]:
+    """Churn probability and risk (customers with an order before `as_of`), expected CLV and value decile."""
+    churn = models.need("churn")
+    clv = models.need("clv")
+    versions = {"churn": str(churn.metadata.get("version")), "clv": str(clv.metadata.get("version"))}
+    now = datetime.now(UTC).replace(tzinfo=None)
+    out: list[dict | None] = [None] * len(customers)
+    for as_of, positions in _groups(customers, now).items():
+        group = [customers[i] for i in positions]
+        frames = _features(models, ("churn", "clv"), group, as_of)
+        results = {}
+        for kind, bundle in (("churn", churn), ("clv", clv)):
+            x = models.bundles[kind].matrix(frames[kind])
+            reasons = models.bundles[kind].reasons(frames[kind], x, top) if top else None
+            results[kind] = (bundle.predict_matrix(x), reasons)
+        # Churn is defined for buyers only (at least one order before as_of), as in training.
+        buyer = [any(_naive_utc(o.timestamp) < as_of for o in rec.orders) for rec in group]
+        p_churn, r_churn = results["churn"]
+        v_clv, r_clv = results["clv"]
+        risks = churn_risk(p_churn, churn.metadata["risk_thresholds"])
+        deciles = value_decile(v_clv, clv.metadata["value_deciles"])
+        for j, i in enumerate(positions):
+            is_buyer = buyer[j]
+            out[i] = {
+                "customer_id": customers[i].customer_id,
+                "as_of": as_of,
+                "churn_probability": float(p_churn[j]) if is_buyer else None,
+                "churn_risk": str(risks[j]) if is_buyer else None,
+                "expected_clv": _clean(v_clv[j]),
+                "value_decile": int(deciles[j]),
+                "reasons": {
+                    "churn": (r_churn[j] if r_churn and is_buyer else []),
+                    "clv": (r_clv[j] if r_clv else []),
+                },
+                "model_versions": versions,
+            }
+    return out

@@ -1,0 +1,68 @@
+"""Serving settings in one typed place, read from the environment (prefix `CRM_SCORING_`).
+
+Nothing is read at import time: call `get_settings()` (the app does so once, in its lifespan).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+SCOPES = ("read", "admin")
+
+
+class Settings(BaseSettings):
+    """What the API reads from `CRM_SCORING_*` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_SCORING_", extra="ignore")
+
+    # Comma-separated `key:scope` pairs, scopes `read` or `admin` (admin implies read): "k1:read,k2:admin".
+    api_keys: str = Field(default="", repr=False)
+    # Switch authentication off, for a local demo only; the app logs a warning at start-up.
+    auth_disabled: bool = False
+    # The SQLite prospect store written by `crm-score score`; default models/prospects.db.
+    prospects_db: Path | None = None
+    max_batch: int = Field(default=1000, ge=1, le=10_000)
+    # Per lead and per history list (touchpoints, funnel events, orders).
+    max_history_events: int = Field(default=2000, ge=1, le=100_000)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_page_size: int = Field(default=1000, ge=1)
+    top_reasons: int = Field(default=3, ge=0, le=10)
+
+    @field_validator("api_keys")
+    @classmethod
+    def _check_keys(cls, value: str) -> str:
+        parse_keys(value)  # raise on a malformed pair at start-up, not on the first request
+        return value
+
+    def keys(self) -> dict[str, str]:
+        """API key -> scope."""
+        return parse_keys(self.api_keys)
+
+    def prospects_path(self) -> Path:
+        from serving.store import default_db_path
+
+        return self.prospects_db or default_db_path()
+
+
+def parse_keys(text: str) -> dict[str, str]:
+    """Parse `k1:read,k2:admin` into {key: scope}; the message of an error never contains a key."""
+    keys: dict[str, str] = {}
+    for n, pair in enumerate(p.strip() for p in text.split(",")):
+        if not pair:
+            continue
+        key, sep, scope = pair.rpartition(":")
+        if not sep or not key or scope not in SCOPES:
+            raise ValueError(f"CRM_SCORING_API_KEYS: pair {n + 1} must be KEY:SCOPE with scope one of {SCOPES}")
+        keys[key] = scope
+    return keys
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment now."""
+    return Settings()

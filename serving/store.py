@@ -1,0 +1,261 @@
+"""The prospect store: the ranked list of open leads from the latest `crm-score score` run, in SQLite.
+
+`write_prospects` keeps the rows with a conversion score (open leads: not won, not lost, no order before
+the cutoff) and replaces the store atomically (a new file renamed over the old one), so readers never see a
+half-written list. A prospect is *stalled* when `stall_ratio >= 2`: it has spent at least twice the typical
+(median) time of its current funnel stage there. Every filter has a composite index with each ranking
+(`expected_value` or `probability`, then `customer_id`), so that a filtered page is an index range scan and
+keyset pagination (`cursor`) stays a few milliseconds deep into a million rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+
+STALLED_RATIO = 2.0
+FILTER_COLUMNS = ("conversion_tier", "source_channel", "current_stage", "industry", "region", "stalled")
+ORDER_KEYS = {"expected_value": "ev_key", "probability": "p_key"}
+COLUMNS = (
+    "customer_id",
+    "conversion_probability",
+    "conversion_score",
+    "conversion_tier",
+    "churn_probability",
+    "churn_risk",
+    "expected_clv",
+    "expected_value",
+    "value_decile",
+    "source_channel",
+    "current_stage",
+    "industry",
+    "region",
+    "stall_ratio",
+    "stalled",
+    "top_reasons",
+)
+_TYPES = {
+    "customer_id": "TEXT NOT NULL PRIMARY KEY",
+    "conversion_score": "INTEGER",
+    "value_decile": "INTEGER",
+    "stalled": "INTEGER NOT NULL",
+    "ev_key": "REAL NOT NULL",
+    "p_key": "REAL NOT NULL",
+}
+_TEXT = {"conversion_tier", "churn_risk", "source_channel", "current_stage", "industry", "region", "top_reasons"}
+_MISSING_KEY = -1.0  # ranks rows without a value after every real value (probabilities and values are >= 0)
+
+
+class BadCursor(ValueError):
+    """The pagination cursor is not one this API issued for this ordering."""
+
+
+class StoreMissing(FileNotFoundError):
+    """No prospect list has been written yet."""
+
+
+def default_db_path() -> Path:
+    """models/prospects.db of the embedded store (`training.registry.models_dir()`)."""
+    from training.registry import models_dir
+
+    return models_dir() / "prospects.db"
+
+
+def write_prospects(scores: pd.DataFrame, db_path: str | os.PathLike | None = None) -> Path:
+    """Replace the prospect store with the open leads of a `crm-score score` frame; returns the store's path.
+
+    `scores` has the columns of `training.scoring.score_customers`; rows without a conversion probability
+    (customers who already bought, won or lost leads) are not prospects and are left out.
+    """
+    path = Path(db_path) if db_path is not None else default_db_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = scores[scores["conversion_probability"].notna()]
+    frame = pd.DataFrame({c: rows[c] if c in rows.columns else None for c in COLUMNS if c != "stalled"})
+    stall = pd.to_numeric(frame["stall_ratio"], errors="coerce")
+    frame["stalled"] = (stall >= STALLED_RATIO).astype(int)
+    frame["ev_key"] = pd.to_numeric(frame["expected_value"], errors="coerce").fillna(_MISSING_KEY)
+    frame["p_key"] = pd.to_numeric(frame["conversion_probability"], errors="coerce").fillna(_MISSING_KEY)
+    names = [*COLUMNS, "ev_key", "p_key"]
+    fd, tmp = tempfile.mkstemp(prefix=".prospects-", suffix=".db", dir=path.parent)
+    os.close(fd)
+    try:
+        con = sqlite3.connect(tmp)
+        try:
+            # A private file renamed into place when complete: no journal needed for crash safety.
+            con.execute("PRAGMA journal_mode = OFF")
+            con.execute("PRAGMA synchronous = OFF")
+            types = {c: _TYPES.get(c, "TEXT" if c in _TEXT else "REAL") for c in names}
+            con.execute(f"CREATE TABLE prospects ({', '.join(f'{c} {t}' for c, t in types.items())})")
+            con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+            con.executemany(
+                f"INSERT INTO prospects VALUES ({', '.join('?' * len(names))})",
+                _records(frame[names]),
+            )
+            for key_name, key in ORDER_KEYS.items():
+                con.execute(f"CREATE INDEX ix_{key_name} ON prospects ({key} DESC, customer_id)")
+                for col in FILTER_COLUMNS:
+                    con.execute(f"CREATE INDEX ix_{col}_{key_name} ON prospects ({col}, {key} DESC, customer_id)")
+            con.execute("CREATE INDEX ix_min_score ON prospects (conversion_score)")
+            meta = {"scored_at": datetime.now(UTC).isoformat(timespec="seconds"), "rows": str(len(frame))}
+            con.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+            con.execute("ANALYZE")
+            con.commit()
+        finally:
+            con.close()
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _records(frame: pd.DataFrame) -> Iterator[tuple]:
+    """Rows as tuples of plain Python values, None for missing."""
+    columns = []
+    for name in frame.columns:
+        col = frame[name]
+        if name in ("conversion_score", "value_decile", "stalled"):
+            values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            columns.append([None if math.isnan(v) else int(v) for v in values])
+        elif name in _TEXT or name == "customer_id":
+            columns.append([None if pd.isna(v) else str(v) for v in col.to_numpy(dtype=object)])
+        else:
+            values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            columns.append([None if math.isnan(v) else float(v) for v in values])
+    return zip(*columns, strict=True)
+
+
+@dataclass(frozen=True)
+class ProspectQuery:
+    """Filters, ranking and page of one prospect list request."""
+
+    order: str = "expected_value"  # or "probability"
+    tier: str | None = None
+    min_score: int | None = None
+    source_channel: str | None = None
+    current_stage: str | None = None
+    industry: str | None = None
+    region: str | None = None
+    stalled: bool | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+def encode_cursor(order: str, key: float, customer_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([order, key, customer_id])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, order: str) -> tuple[float, str]:
+    """The (ranking key, customer_id) after which the next page starts."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        got_order, key, cid = orjson.loads(raw)
+        if got_order != order or not isinstance(cid, str) or isinstance(key, bool):
+            raise ValueError
+        return float(key), cid
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+        raise BadCursor("cursor is not valid for this ordering; start again without it") from exc
+
+
+def connect(db_path: str | os.PathLike) -> sqlite3.Connection:
+    """A read-only connection to the store; `StoreMissing` when none has been written."""
+    path = Path(db_path)
+    if not path.is_file():
+        raise StoreMissing(f"no prospect list at {path}: run `crm-score score` first")
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    con.row_factory = sqlite3.Row
+    return con
+
+
+def query_prospects(db_path: str | os.PathLike, q: ProspectQuery) -> dict:
+    """One page of the ranked list: {items, next_cursor, scored_at}; ties by `customer_id`, ascending."""
+    key = ORDER_KEYS[q.order]
+    where, args = [], []
+    for col, value in (
+        ("conversion_tier", q.tier),
+        ("source_channel", q.source_channel),
+        ("current_stage", q.current_stage),
+        ("industry", q.industry),
+        ("region", q.region),
+    ):
+        if value is not None:
+            where.append(f"{col} = ?")
+            args.append(value)
+    if q.stalled is not None:
+        where.append("stalled = ?")
+        args.append(int(q.stalled))
+    if q.min_score is not None:
+        where.append("conversion_score >= ?")
+        args.append(int(q.min_score))
+    if q.cursor:
+        after_key, after_id = decode_cursor(q.cursor, q.order)
+        where.append(f"{key} <= ? AND ({key} < ? OR customer_id > ?)")
+        args += [after_key, after_key, after_id]
+    con = connect(db_path)
+    try:
+        table = "prospects"
+        if q.min_score is not None and q.order == "expected_value" and _few_with_score(con, q.min_score):
+            # Few rows reach the score: read them through the score index and sort, rather than walk the
+            # ranking index past every lower-scored row.
+            table = "prospects INDEXED BY ix_min_score"
+        sql = f"SELECT {', '.join(COLUMNS)}, {key} AS rank_key FROM {table}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {key} DESC, customer_id LIMIT ?"
+        args.append(q.limit + 1)
+        rows = con.execute(sql, args).fetchall()
+        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        con.close()
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    items = []
+    for row in rows:
+        item = {c: row[c] for c in COLUMNS}
+        item["stalled"] = bool(item["stalled"])
+        item["top_reasons"] = json.loads(item["top_reasons"]) if item["top_reasons"] else {}
+        items.append(item)
+    last = rows[-1] if rows else None
+    cursor = encode_cursor(q.order, last["rank_key"], last["customer_id"]) if more and last else None
+    return {"items": items, "next_cursor": cursor, "scored_at": meta.get("scored_at")}
+
+
+def _few_with_score(con: sqlite3.Connection, min_score: int, few: int = 20_000) -> bool:
+    """Whether at most `few` prospects have `conversion_score >= min_score` (a bounded index count)."""
+    sql = "SELECT count(*) FROM (SELECT 1 FROM prospects WHERE conversion_score >= ? LIMIT ?)"
+    return con.execute(sql, (min_score, few + 1)).fetchone()[0] <= few
+
+
+def to_csv(items: list[dict]) -> str:
+    """A page of prospects as CSV (reasons as one JSON cell)."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(COLUMNS)
+    for item in items:
+        writer.writerow([_cell(json.dumps(item[c]) if c == "top_reasons" else item[c]) for c in COLUMNS])
+    return buf.getvalue()
+
+
+def _cell(value):
+    """A CSV cell; text that a spreadsheet would run as a formula is quoted with a leading apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

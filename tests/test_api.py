@@ -1,0 +1,459 @@
+"""In-process API tests (FastAPI TestClient) against the session's trained registry."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from serving import scorer
+from serving.api import create_app
+from serving.settings import Settings
+from serving.store import write_prospects
+from training.dataset import eligible_ids
+from training.registry import load_champions
+from training.scoring import score_customers
+
+AS_OF = pd.Timestamp("2024-12-31")
+READ, ADMIN = {"X-API-Key": "r-key"}, {"Authorization": "Bearer a-key"}
+
+LEAD = {
+    "customer_id": "L-1",
+    "created_at": "2024-11-02T09:15:00Z",
+    "source_channel": "search",
+    "industry": "software",
+    "region": "west",
+    "employees": 40,
+    "touchpoints": [
+        {"timestamp": "2024-11-02T09:15:00Z", "channel": "search", "interaction": "ad_click", "cost": 1.2},
+        {"timestamp": "2024-11-20T14:00:00Z", "channel": "email", "interaction": "email_open"},
+    ],
+    "funnel_events": [
+        {"timestamp": "2024-11-02T09:15:00Z", "stage": "lead"},
+        {"timestamp": "2024-11-25T10:00:00Z", "stage": "mql"},
+    ],
+    "as_of": "2024-12-31T00:00:00",
+}
+CUSTOMER = {
+    "customer_id": "C-1",
+    "created_at": "2023-03-01T00:00:00",
+    "orders": [
+        {"timestamp": "2024-02-10T12:00:00", "amount": 120.0, "channel": "online", "product_category": "software"},
+        {"timestamp": "2024-09-18T12:00:00", "amount": 80.5, "channel": "phone"},
+    ],
+    "as_of": "2024-12-31T00:00:00",
+}
+
+
+@pytest.fixture(scope="module")
+def champions(trained_store):
+    """The champion set, loaded once for the module."""
+    import mlflow
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", trained_store["uri"])
+        mp.setenv("CRM_SCORING_MODELS_DIR", str(trained_store["dir"]))
+        mlflow.set_tracking_uri(trained_store["uri"])
+        models = scorer.load_model_set()
+    assert models.ready, models.missing
+    return models
+
+
+@pytest.fixture(scope="module")
+def batch_scores(champions, tables):
+    return score_customers(tables, AS_OF, champions.bundles)
+
+
+@pytest.fixture(scope="module")
+def prospects_db(batch_scores, tmp_path_factory):
+    return write_prospects(batch_scores, tmp_path_factory.mktemp("prospects") / "prospects.db")
+
+
+def _settings(db, **kw) -> Settings:
+    return Settings(api_keys="r-key:read,a-key:admin", prospects_db=db, **kw)
+
+
+@pytest.fixture
+def client(use_store, champions, prospects_db):
+    app = create_app(_settings(prospects_db), loader=lambda: champions)
+    with TestClient(app) as c:
+        yield c
+
+
+# --------------------------------------------------------------------------------------------- ops routes
+
+
+def test_health_ready_metrics(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    client.post("/v1/leads/score", json=LEAD, headers=READ)
+    text = client.get("/metrics").text
+    assert 'crm_requests_total{method="POST",route="/v1/leads/score",status="200"}' in text
+    assert "crm_request_seconds_bucket" in text
+    assert 'crm_model_version{model="crm_conversion"}' in text
+    assert 'crm_score_probability_count{model="crm_conversion"}' in text
+
+
+def test_not_ready_with_reason(use_store, prospects_db):
+    broken = scorer.ModelSet({}, {"crm_conversion": "MlflowException: no alias champion"})
+    with TestClient(create_app(_settings(prospects_db), loader=lambda: broken)) as c:
+        ready = c.get("/ready")
+        assert ready.status_code == 503
+        assert "no alias champion" in ready.json()["missing"]["crm_conversion"]
+        assert c.get("/health").status_code == 200
+        scored = c.post("/v1/leads/score", json=LEAD, headers=READ)
+        assert scored.status_code == 503 and "crm_conversion" in scored.json()["detail"]
+
+
+# --------------------------------------------------------------------------------------------- scoring
+
+
+def test_score_one_lead(client, champions):
+    r = client.post("/v1/leads/score", json=LEAD, headers=READ)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["customer_id"] == "L-1"
+    assert 0 <= body["conversion_probability"] <= 1
+    assert body["conversion_score"] == round(body["conversion_probability"] * 100)
+    assert body["conversion_tier"] in "ABCD"
+    assert body["expected_value"] is not None
+    assert body["model_version"] == champions.versions()["conversion"]
+    assert body["reasons"] and {"feature", "value", "contribution", "text"} <= set(body["reasons"][0])
+
+
+def test_score_lead_batch_keeps_order(client):
+    leads = [{**LEAD, "customer_id": f"L-{i}", "employees": i * 10} for i in range(30)]
+    r = client.post("/v1/leads/score", json={"leads": leads}, headers=READ)
+    assert r.status_code == 200, r.text
+    assert [s["customer_id"] for s in r.json()["scores"]] == [f"L-{i}" for i in range(30)]
+
+
+def test_minimal_lead_defaults_as_of_now(client):
+    r = client.post("/v1/leads/score", json={"source_channel": "search"}, headers=READ)
+    assert r.status_code == 200, r.text
+    assert r.json()["customer_id"] is None
+
+
+def test_unknown_values_score_as_unseen(client):
+    lead = {
+        **LEAD,
+        "source_channel": "carrier-pigeon",
+        "industry": "alchemy",
+        "region": "atlantis",
+        "touchpoints": [{"timestamp": "2024-12-01T00:00:00", "channel": "telepathy", "interaction": "dream"}],
+        "funnel_events": [{"timestamp": "2024-12-01T00:00:00", "stage": "pondering"}],
+        "orders": [{"timestamp": "2024-12-02T00:00:00", "amount": 5, "channel": "barter", "product_category": "x"}],
+    }
+    r = client.post("/v1/leads/score", json=lead, headers=READ)
+    assert r.status_code == 200, r.text
+    assert 0 <= r.json()["conversion_probability"] <= 1
+    c = client.post("/v1/customers/score", json=lead, headers=READ)
+    assert c.status_code == 200, c.text
+
+
+def test_score_customer(client, champions):
+    r = client.post("/v1/customers/score", json=CUSTOMER, headers=READ)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert 0 <= body["churn_probability"] <= 1
+    assert body["churn_risk"] in ("low", "medium", "high")
+    assert body["expected_clv"] >= 0 and 1 <= body["value_decile"] <= 10
+    assert set(body["reasons"]) == {"churn", "clv"}
+    assert body["model_versions"] == {k: champions.versions()[k] for k in ("churn", "clv")}
+    batch = client.post("/v1/customers/score", json={"customers": [CUSTOMER, LEAD]}, headers=READ).json()
+    assert batch["scores"][1]["churn_probability"] is None  # no order before as_of: churn does not apply
+
+
+# --------------------------------------------------------------------------------------------- auth
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        ("post", "/v1/leads/score", {}, 401),
+        ("post", "/v1/leads/score", {"X-API-Key": "nope"}, 401),
+        ("post", "/v1/leads/score", {"Authorization": "Bearer nope"}, 401),
+        ("get", "/v1/models", {}, 401),
+        ("post", "/v1/models/reload", READ, 403),
+        ("get", "/v1/models", ADMIN, 200),
+    ],
+    ids=["no-key", "wrong-key", "wrong-bearer", "models-no-key", "read-key-on-admin", "admin-implies-read"],
+)
+def test_auth(client, method, path, headers, status):
+    r = getattr(client, method)(path, headers=headers, **({"json": LEAD} if method == "post" else {}))
+    assert r.status_code == status
+    if status != 200:
+        assert r.json()["detail"]
+
+
+def test_auth_disabled_explicitly(use_store, champions, prospects_db, caplog):
+    settings = Settings(auth_disabled=True, prospects_db=prospects_db)
+    with TestClient(create_app(settings, loader=lambda: champions)) as c:
+        assert c.post("/v1/leads/score", json=LEAD).status_code == 200
+    assert "DISABLED" in caplog.text
+
+
+# --------------------------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**LEAD, "employees": -5}, "employees"),
+        ({**LEAD, "touchpoints": [{"channel": "email"}]}, "timestamp"),
+        ({**LEAD, "touchpionts": []}, "touchpionts"),
+        ({**LEAD, "as_of": "not a date"}, "as_of"),
+        ({**LEAD, "created_at": "2025-06-01T00:00:00"}, "created_at"),
+        ({**LEAD, "orders": [{"timestamp": "2024-01-01T00:00:00", "amount": "lots"}]}, "amount"),
+        ({**LEAD, "touchpoints": [{"timestamp": "0001-01-01T00:00:00", "channel": "x"}]}, "timestamp"),
+        ({**LEAD, "region": "x" * 500}, "region"),
+        ({"leads": []}, "leads"),
+    ],
+    ids=[
+        "negative",
+        "missing-timestamp",
+        "unknown-field",
+        "bad-date",
+        "created-after-as-of",
+        "amount-text",
+        "ancient",
+        "long-string",
+        "empty-batch",
+    ],
+)
+def test_validation_names_the_field(client, body, field):
+    r = client.post("/v1/leads/score", json=body, headers=READ)
+    assert r.status_code == 422, r.text
+    assert field in r.text
+
+
+def test_batch_over_limit(client):
+    r = client.post("/v1/leads/score", json={"leads": [{"region": "w"}] * 1001}, headers=READ)
+    assert r.status_code == 422 and "leads" in r.text
+
+
+def test_history_over_setting(use_store, champions, prospects_db):
+    app = create_app(_settings(prospects_db, max_history_events=1), loader=lambda: champions)
+    with TestClient(app) as c:
+        r = c.post("/v1/leads/score", json=LEAD, headers=READ)
+        batch = c.post("/v1/leads/score", json={"leads": [CUSTOMER, LEAD]}, headers=READ)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "touchpoints"]
+    assert batch.status_code == 422
+    assert [e["loc"] for e in batch.json()["detail"]] == [
+        ["body", "leads", 0, "orders"],
+        ["body", "leads", 1, "touchpoints"],
+        ["body", "leads", 1, "funnel_events"],
+    ]
+
+
+def test_body_too_large(use_store, champions, prospects_db):
+    app = create_app(_settings(prospects_db, max_body_bytes=2048), loader=lambda: champions)
+    with TestClient(app) as c:
+        big = {"leads": [LEAD] * 20}
+        assert c.post("/v1/leads/score", json=big, headers=READ).status_code == 413
+        assert c.post("/v1/leads/score", json=LEAD, headers=READ).status_code == 200
+
+
+def test_malformed_json(client):
+    r = client.post("/v1/leads/score", content=b"{not json", headers={**READ, "content-type": "application/json"})
+    assert r.status_code == 422
+
+
+# --------------------------------------------------------------------------------------------- models
+
+
+def test_models_lists_champions(client, champions):
+    body = client.get("/v1/models", headers=READ).json()
+    assert body["ready"] is True
+    assert {m["name"] for m in body["models"]} == {"crm_conversion", "crm_churn", "crm_clv"}
+    conv = next(m for m in body["models"] if m["kind"] == "conversion")
+    assert conv["alias"] == "champion" and conv["holdout_metrics"]
+    assert conv["version"] == champions.versions()["conversion"]
+
+
+def test_reload_swaps_and_failed_reload_keeps_old(use_store, prospects_db, monkeypatch, tmp_path):
+    with TestClient(create_app(_settings(prospects_db))) as c:  # the real registry loader
+        assert c.get("/ready").status_code == 200
+        before = c.get("/v1/models", headers=READ).json()["models"]
+        ok = c.post("/v1/models/reload", headers=ADMIN)
+        assert ok.status_code == 200 and ok.json()["reloaded"] is True
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
+        failed = c.post("/v1/models/reload", headers=ADMIN)
+        assert failed.status_code == 409
+        assert failed.json()["errors"]["crm_conversion"]
+        assert c.get("/v1/models", headers=READ).json()["models"] == before
+        assert c.post("/v1/leads/score", json=LEAD, headers=READ).status_code == 200
+        assert c.get("/ready").status_code == 200
+
+
+# --------------------------------------------------------------------------------------------- prospects
+
+
+def _all_pages(client, **params):
+    items, cursor = [], None
+    while True:
+        page = client.get("/v1/prospects", params={**params, **({"cursor": cursor} if cursor else {})}, headers=READ)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        items += body["items"]
+        cursor = body["next_cursor"]
+        if not cursor:
+            return items
+
+
+def test_prospects_order_and_pagination(client, batch_scores):
+    leads = batch_scores[batch_scores["conversion_probability"].notna()]
+    items = _all_pages(client, limit=97)
+    assert len(items) == len(leads)
+    assert len({i["customer_id"] for i in items}) == len(items)
+    keys = [(-i["expected_value"], i["customer_id"]) for i in items]
+    assert keys == sorted(keys)
+    by_p = _all_pages(client, order="probability", limit=500)
+    probs = [i["conversion_probability"] for i in by_p]
+    assert probs == sorted(probs, reverse=True)
+    assert isinstance(items[0]["top_reasons"], dict)
+
+
+def test_prospects_filters(client, batch_scores):
+    leads = batch_scores[batch_scores["conversion_probability"].notna()]
+    channel, stage = leads["source_channel"].mode()[0], leads["current_stage"].mode()[0]
+    items = _all_pages(client, tier="A", source_channel=channel, limit=1000)
+    expect = leads[(leads["conversion_tier"] == "A") & (leads["source_channel"] == channel)]
+    assert sorted(i["customer_id"] for i in items) == sorted(expect["customer_id"])
+    items = _all_pages(client, min_score=30, current_stage=stage, limit=1000)
+    expect = leads[(leads["conversion_score"] >= 30) & (leads["current_stage"] == stage)]
+    assert sorted(i["customer_id"] for i in items) == sorted(expect["customer_id"])
+    stalled = _all_pages(client, stalled=True, limit=1000)
+    assert len(stalled) == int((leads["stall_ratio"] >= 2).sum()) and all(i["stall_ratio"] >= 2 for i in stalled)
+    region, industry = leads["region"].mode()[0], leads["industry"].mode()[0]
+    items = _all_pages(client, region=region, industry=industry, stalled=False, limit=1000)
+    expect = leads[(leads["region"] == region) & (leads["industry"] == industry) & ~(leads["stall_ratio"] >= 2)]
+    assert len(items) == len(expect)
+
+
+def test_prospects_csv_and_errors(client):
+    r = client.get("/v1/prospects", params={"format": "csv", "limit": 10}, headers=READ)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert len(rows) == 10 and "conversion_probability" in rows[0] and r.headers["x-next-cursor"]
+    bad = client.get("/v1/prospects", params={"cursor": "garbage"}, headers=READ)
+    assert bad.status_code == 422 and "cursor" in bad.text
+    other = client.get("/v1/prospects", params={"limit": 1}, headers=READ).json()["next_cursor"]
+    mixed = client.get("/v1/prospects", params={"cursor": other, "order": "probability"}, headers=READ)
+    assert mixed.status_code == 422
+    assert client.get("/v1/prospects", params={"tier": "Z"}, headers=READ).status_code == 422
+
+
+def test_prospects_missing_store(use_store, champions, tmp_path):
+    with TestClient(create_app(_settings(tmp_path / "none.db"), loader=lambda: champions)) as c:
+        r = c.get("/v1/prospects", headers=READ)
+    assert r.status_code == 404 and "crm-score score" in r.json()["detail"]
+
+
+# --------------------------------------------------------------------------------------------- parity
+
+
+def _history(frame: pd.DataFrame | None, cid: str, columns: list[str]) -> list[dict]:
+    if frame is None:
+        return []
+    rows = frame[frame["customer_id"] == cid]
+    out = []
+    for rec in rows[[c for c in columns if c in rows.columns]].to_dict("records"):
+        item = {}
+        for k, v in rec.items():
+            if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
+                continue
+            item[k] = v.isoformat() if isinstance(v, pd.Timestamp) else v
+        out.append(item)
+    return out
+
+
+def _request(tables: dict, cid: str) -> dict:
+    cust = tables["customers"].set_index("customer_id").loc[cid]
+    body = {"customer_id": cid, "created_at": cust["created_at"].isoformat(), "as_of": AS_OF.isoformat()}
+    for col in ("source_channel", "industry", "region", "employees", "annual_revenue"):
+        if not pd.isna(cust[col]):
+            body[col] = cust[col] if isinstance(cust[col], str) else float(cust[col])
+    body["touchpoints"] = _history(
+        tables.get("touchpoints"), cid, ["timestamp", "channel", "interaction", "campaign_id", "cost", "satisfaction"]
+    )
+    body["funnel_events"] = _history(tables.get("funnel_events"), cid, ["timestamp", "stage"])
+    body["orders"] = _history(
+        tables.get("orders"), cid, ["timestamp", "order_id", "amount", "channel", "product_category"]
+    )
+    return body
+
+
+def test_parity_with_batch_scoring(client, tables, batch_scores):
+    rng = np.random.default_rng(0)
+    leads = eligible_ids("conversion", tables, AS_OF)
+    buyers = eligible_ids("churn", tables, AS_OF)
+    lead_ids = list(rng.choice(np.asarray(leads, dtype=object), size=min(100, len(leads)), replace=False))
+    buyer_ids = list(rng.choice(np.asarray(buyers, dtype=object), size=min(100, len(buyers)), replace=False))
+    batch = batch_scores.set_index("customer_id")
+
+    body = {"leads": [_request(tables, cid) for cid in lead_ids]}
+    r = client.post("/v1/leads/score", json=body, headers=READ)
+    assert r.status_code == 200, r.text[:500]
+    got = pd.DataFrame(r.json()["scores"]).set_index("customer_id")
+    want = batch.loc[lead_ids]
+    np.testing.assert_allclose(got["conversion_probability"], want["conversion_probability"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got["expected_value"], want["expected_value"], rtol=1e-9, atol=1e-9)
+    assert list(got["conversion_tier"]) == list(want["conversion_tier"])
+    assert list(got["conversion_score"]) == [int(s) for s in want["conversion_score"]]
+
+    body = {"customers": [_request(tables, cid) for cid in buyer_ids]}
+    r = client.post("/v1/customers/score", json=body, headers=READ)
+    assert r.status_code == 200, r.text[:500]
+    got = pd.DataFrame(r.json()["scores"]).set_index("customer_id")
+    want = batch.loc[buyer_ids]
+    np.testing.assert_allclose(got["churn_probability"], want["churn_probability"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got["expected_clv"], want["expected_clv"], rtol=1e-9, atol=1e-9)
+    assert list(got["churn_risk"]) == list(want["churn_risk"])
+    assert list(got["value_decile"]) == [int(d) for d in want["value_decile"]]
+
+
+def test_load_champions_is_the_registry_api(use_store):
+    bundles, missing = load_champions()
+    assert not missing and set(bundles) == {"conversion", "churn", "clv"}
+
+
+# --------------------------------------------------------------------------------------------- fuzzing
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_no_server_errors(client, mode):
+    """Requests generated from the OpenAPI schema (valid and invalid) never get a 5xx."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from schemathesis.generation import GenerationMode
+
+    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 8
+    failures: list[str] = []
+    for operation in operations:
+        headers = ADMIN if operation.path == "/v1/models/reload" else READ
+        _fuzz(operation.as_strategy(generation_mode=GenerationMode(mode)), headers, failures)
+    assert not failures, "\n".join(failures[:10])
+
+
+def _fuzz(strategy, headers: dict, failures: list[str]) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis.errors import Unsatisfiable
+
+    @given(case=strategy)
+    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def run(case):
+        response = case.call(headers=headers)
+        if response.status_code >= 500:
+            failures.append(f"{case.method} {case.path} -> {response.status_code}: {response.text[:300]}")
+
+    with contextlib.suppress(Unsatisfiable):  # negative mode on a route without inputs: nothing to break
+        run()
