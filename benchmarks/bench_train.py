@@ -51,8 +51,9 @@ def run_one(customers: int, workdir: Path) -> dict:
         "feature_columns": features.shape[1],
         "train_all_models_s": round(trained, 1),
         "train_rows": {k: r.train_rows for k, r in outcome.results.items()},
-        "holdout": {k: round(r.metrics["roc_auc" if k != "clv" else "normalized_gini"], 3)
-                    for k, r in outcome.results.items()},
+        "holdout": {
+            k: round(r.metrics["roc_auc" if k != "clv" else "normalized_gini"], 3) for k, r in outcome.results.items()
+        },
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
@@ -68,13 +69,19 @@ def main() -> None:
         print(json.dumps(run_one(args.one, workdir)))
         return
     for size in args.sizes:
-        done = subprocess.run([sys.executable, __file__, "--one", str(size), "--workdir", str(workdir)],
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", str(size), "--workdir", str(workdir)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         result = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{size:>7,} customers: simulate {result['simulate_s']}s, load {result['load_s']}s, "
-              f"features (one cutoff, {result['feature_columns']} columns) {result['features_one_cutoff_s']}s, "
-              f"train all models {result['train_all_models_s']}s, peak RSS {result['peak_rss_mb']} MB; "
-              f"train rows {result['train_rows']}; holdout {result['holdout']}")
+        print(
+            f"{size:>7,} customers: simulate {result['simulate_s']}s, load {result['load_s']}s, "
+            f"features (one cutoff, {result['feature_columns']} columns) {result['features_one_cutoff_s']}s, "
+            f"train all models {result['train_all_models_s']}s, peak RSS {result['peak_rss_mb']} MB; "
+            f"train rows {result['train_rows']}; holdout {result['holdout']}"
+        )
         print(json.dumps(result))
 
 

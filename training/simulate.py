@@ -468,7 +468,7 @@ def _simulate_touches(rng, names, chan, created, quality, segments, won_at, deat
     is_open = seg_state < sm.WON
     rate = np.where(
         is_open,
-        0.4 * np.exp(0.6 * quality[seg_who]) * STAGE_TOUCH_FACTOR[np.minimum(stage, 4)] * np.where(stalled, 0.15, 1.0),
+        0.8 * np.exp(0.6 * quality[seg_who]) * STAGE_TOUCH_FACTOR[np.minimum(stage, 4)] * np.where(stalled, 0.15, 1.0),
         0.012,
     )
     parts = []
@@ -477,7 +477,7 @@ def _simulate_touches(rng, names, chan, created, quality, segments, won_at, deat
         parts.append((phase, who, t))
     won = np.flatnonzero(np.isfinite(won_at))
     alive_end = np.minimum(death_at[won], t_end)
-    who, t, _ = _poisson_points(rng, won, won_at[won], alive_end, 0.12 * (60.0 * traits.purchase_rate[won]) ** 0.8)
+    who, t, _ = _poisson_points(rng, won, won_at[won], alive_end, 0.4 * (60.0 * traits.purchase_rate[won]) ** 0.8)
     parts.append(("customer", who, t))
     who, t, _ = _poisson_points(rng, won, alive_end, np.full(len(won), t_end), np.full(len(won), 0.002))
     parts.append(("customer", who, t))
