@@ -22,8 +22,10 @@ from starlette.concurrency import run_in_threadpool
 
 from serving import scorer, store
 from serving.auth import AdminScope, KeyRing, ReadScope
+from serving.channels import ChannelAdvisor, ChannelDataMissing
 from serving.metrics import Metrics
 from serving.schemas import (
+    ChannelBudgetRequest,
     CustomerRequest,
     CustomerScore,
     CustomerScores,
@@ -330,6 +332,47 @@ def _routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
                 headers["X-Next-Cursor"] = page["next_cursor"]
             return Response(store.to_csv(page["items"]), media_type="text/csv; charset=utf-8", headers=headers)
         return FastJSONResponse(page)
+
+    advisor = ChannelAdvisor(settings.data_dir)
+
+    @app.get(
+        "/v1/channels/performance",
+        tags=["channels"],
+        summary="Spend, leads, conversions, CAC, value and ROI per channel",
+        responses={404: {"description": "No CRM export configured (CRM_SCORING_DATA_DIR)"}},
+    )
+    async def channel_performance(
+        request: Request,
+        _: ReadScope,
+        method: Literal["markov", "first_touch", "last_touch", "linear", "time_decay"] = "markov",
+    ):
+        """Channel figures with conversions and value credited by `method` (data-driven Markov by default)."""
+        clv = request.app.state.models.current.bundles.get("clv")
+        try:
+            rows = await run_in_threadpool(advisor.performance, clv, method)
+        except ChannelDataMissing as exc:
+            return _error(404, str(exc))
+        return FastJSONResponse({"as_of": str(advisor.as_of), "method": method, "channels": rows})
+
+    @app.post(
+        "/v1/channels/budget",
+        tags=["channels"],
+        summary="Recommended channel budget shifts under constraints",
+        responses={404: {"description": "No CRM export configured (CRM_SCORING_DATA_DIR)"}},
+    )
+    async def channel_budget(request: Request, body: Annotated[ChannelBudgetRequest, Body()], _: ReadScope):
+        """Per channel: current and recommended spend, change, marginal ROI, value change with an 80% interval."""
+        clv = request.app.state.models.current.bundles.get("clv")
+        options = body.model_dump()
+        current = options.pop("current_spend")
+        options["locked"] = tuple(options["locked"])
+        try:
+            advice = await run_in_threadpool(lambda: advisor.budget(clv, current, **options))
+        except ChannelDataMissing as exc:
+            return _error(404, str(exc))
+        except ValueError as exc:
+            raise _invalid([{"type": "value_error", "loc": ("body",), "msg": str(exc)}]) from None
+        return FastJSONResponse(advice)
 
     @app.get("/v1/models", tags=["models"], summary="The loaded champion models", response_model=ModelsStatus)
     async def list_models(request: Request, _: ReadScope):

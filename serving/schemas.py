@@ -251,3 +251,24 @@ class ModelsStatus(BaseModel):
 
 class Problem(BaseModel):
     detail: Any
+
+
+ChannelName = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class ChannelBudgetRequest(_Strict):
+    """Constraints of a budget question; every field is optional (defaults: today's total, +-20% per channel)."""
+
+    current_spend: dict[ChannelName, Annotated[float, Field(ge=0, le=1e12)]] | None = Field(
+        default=None, max_length=100, description="Spend per period to start from, per channel (default: observed)"
+    )
+    total_budget: Annotated[float, Field(ge=0, le=1e12)] | None = Field(
+        default=None, description="Spend per period to allocate (default: the current total)"
+    )
+    max_shift: Annotated[float, Field(ge=0, le=1)] = 0.2
+    min_spend: dict[ChannelName, Annotated[float, Field(ge=0, le=1e12)]] | None = Field(default=None, max_length=100)
+    max_spend: dict[ChannelName, Annotated[float, Field(ge=0, le=1e12)]] | None = Field(default=None, max_length=100)
+    locked: list[ChannelName] = Field(default_factory=list, max_length=100)
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"max_shift": 0.2, "locked": ["email"]}, {"total_budget": 12000}]}
+    )

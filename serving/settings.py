@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     auth_disabled: bool = False
     # The SQLite prospect store written by `crm-score score`; default models/prospects.db.
     prospects_db: Path | None = None
+    # The CRM export the channel routes read (performance, budget advice); unset, those routes answer 503.
+    data_dir: Path | None = None
     max_batch: int = Field(default=1000, ge=1, le=10_000)
     # Per lead and per history list (touchpoints, funnel events, orders).
     max_history_events: int = Field(default=2000, ge=1, le=100_000)

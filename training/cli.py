@@ -320,6 +320,9 @@ def demo(
     )
     typer.echo(f"\nhow the champions did on what happened next: crm-score evaluate --data {out} --as-of {as_of}")
     if serve_api:
+        import os
+
+        os.environ.setdefault("CRM_SCORING_DATA_DIR", str(out))  # the channel routes read the demo export
         typer.echo(f"\nserving the API on http://127.0.0.1:{port} (docs at /docs; Ctrl-C stops it)")
         serve(host="127.0.0.1", port=port)
 

@@ -1,0 +1,83 @@
+"""Channel performance and budget advice for the API, from the CRM export the models were trained on.
+
+The export directory is `CRM_SCORING_DATA_DIR`; tables load once (rows before the cutoff only) and leads are
+valued with the loaded CLV champion's forecast, as `crm-score budget` does. Fitting the response curves takes
+seconds, so the routes run off the event loop, and the fitted curves are kept per CLV model version.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from training.bundle import ModelBundle
+
+
+class ChannelDataMissing(RuntimeError):
+    """The channel routes have no CRM export to read; the message says what to configure."""
+
+
+class ChannelAdvisor:
+    """Loads the export once and answers channel performance and budget questions as of its cutoff."""
+
+    def __init__(self, data_dir: Path | None, as_of: pd.Timestamp | None = None):
+        self.data_dir, self.as_of = data_dir, as_of
+        self._lock = threading.Lock()
+        self._tables: dict | None = None
+        self._curves: dict[str, object] = {}
+
+    def tables(self) -> tuple[dict, pd.Timestamp]:
+        """The export's tables before the cutoff (default: after its last row), loaded on first use."""
+        from training.contract import load_tables
+        from training.train import data_end
+
+        if self.data_dir is None:
+            raise ChannelDataMissing("set CRM_SCORING_DATA_DIR to the CRM export directory to get channel figures")
+        with self._lock:
+            if self._tables is None:
+                tables = load_tables(self.data_dir, as_of=self.as_of)
+                if tables.get("channel_spend") is None:
+                    raise ChannelDataMissing(f"{self.data_dir} has no channel_spend table")
+                self.as_of = self.as_of or data_end(tables)
+                self._tables = tables
+        return self._tables, self.as_of
+
+    def _values(self, clv: ModelBundle | None) -> pd.Series:
+        from training.scoring import model_lead_values
+
+        tables, as_of = self.tables()
+        return model_lead_values(tables, as_of, clv)
+
+    def performance(self, clv: ModelBundle | None, method: str) -> list[dict]:
+        """Per-channel spend, leads, conversions, CAC, value and ROI, credited by `method`."""
+        from training.channels import channel_performance
+
+        tables, as_of = self.tables()
+        frame = channel_performance(tables, as_of, self._values(clv), method=method)
+        frame = frame.reset_index().astype(object).where(frame.reset_index().notna(), None)
+        return frame.to_dict(orient="records")
+
+    def budget(self, clv: ModelBundle | None, current_spend: dict[str, float] | None = None, **constraints) -> dict:
+        """Recommended spend per channel under the constraints; `current_spend` overrides the observed level."""
+        from training.budget import fit_response_curves, recommend_budget
+
+        key = str(clv.metadata.get("version")) if clv is not None else "realised"
+        tables, as_of = self.tables()
+        if key not in self._curves:
+            self._curves[key] = fit_response_curves(tables, as_of, self._values(clv))
+        curves = self._curves[key]
+        if current_spend:
+            unknown = sorted(set(current_spend) - set(curves.curves))
+            if unknown:
+                raise ValueError(f"current_spend names channels without spend history: {unknown}")
+            curves = replace(
+                curves,
+                curves={
+                    name: replace(c, current_spend=float(current_spend.get(name, c.current_spend)))
+                    for name, c in curves.curves.items()
+                },
+            )
+        return recommend_budget(curves, **constraints)
