@@ -148,7 +148,7 @@ def train(
     cfg = _config(config, conversion_horizon_days, churn_horizon_days, clv_horizon_days)
     tables, cutoff = _load(data, as_of, cfg.stages)
     summary = run_training(tables, cutoff, cfg, promote.value, str(data))
-    console = Console(stderr=False)
+    console = Console(stderr=False, width=140)
     console.print(summary.table())
     for kind, reason in summary.outcome.skipped.items():
         typer.secho(f"skipped {kind}: {reason}", fg=typer.colors.YELLOW)
@@ -264,7 +264,7 @@ def _print_backtest(cutoff, figures: dict) -> None:
                 "-" if oracle is None else f"{oracle:.3f}",
                 f"{int(entry['model']['rows']):,}",
             )
-    Console().print(table)
+    Console(width=120).print(table)
 
 
 @app.command()
