@@ -43,7 +43,6 @@ class TrainConfig:
     min_positives: int = 50  # data-sufficiency check: fewer positive examples and a model is not trained
     min_history_days: int = 60
     stages: tuple[str, ...] = DEFAULT_STAGES
-    extra_features: tuple[str, ...] = ()  # extra numeric customer columns to use as features
     lightgbm: LightGBMParams = field(default_factory=LightGBMParams)
     conversion_tiers: tuple[float, float, float] = (0.1, 0.3, 0.6)  # top shares of leads in tiers A, A+B, A+B+C
     churn_risk_thresholds: tuple[float, float] = (0.4, 0.7)  # medium from, high from
@@ -73,7 +72,7 @@ def load_config(path: Path | None = None, **overrides) -> TrainConfig:
     lgb_known = {f.name for f in fields(LightGBMParams)}
     if set(lgb_values) - lgb_known:
         raise ValueError(f"{path}: unknown lightgbm setting(s) {sorted(set(lgb_values) - lgb_known)}")
-    for key in ("stages", "extra_features", "conversion_tiers", "churn_risk_thresholds"):
+    for key in ("stages", "conversion_tiers", "churn_risk_thresholds"):
         if key in values:
             values[key] = tuple(values[key])
     config = TrainConfig(**values, lightgbm=LightGBMParams(**lgb_values))
