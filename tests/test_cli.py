@@ -85,3 +85,13 @@ def test_train_on_too_short_a_history_says_what_is_missing(sim_dir, tmp_path, mo
     assert result.exit_code == 1
     assert "cannot fit before 2023-03-01" in result.output
     assert "no model could be trained" in result.output
+
+
+def test_a_cutoff_that_is_not_a_date_gets_a_clear_error(sim_dir):
+    for command in ("evaluate", "score"):
+        args = [command, "--data", str(sim_dir), "--as-of", "garbage"]
+        if command == "score":
+            args += ["--out", "unused.csv"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (command, result.output)
+        assert "'garbage' is not an ISO 8601 date" in result.output

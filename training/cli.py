@@ -98,16 +98,12 @@ class Promote(StrEnum):
 
 def _load(data: Path, as_of: str | None, stages=None):
     """Load and validate the tables before `as_of` (default: after the last row); exit 2 on contract errors."""
-    import pandas as pd
 
     from training.contract import DEFAULT_STAGES, ContractError, load_tables
 
     if not data.is_dir():
         _fail(f"{data}: not a directory", 2)
-    try:
-        cutoff = pd.Timestamp(as_of) if as_of else None
-    except ValueError:
-        _fail(f"--as-of {as_of!r} is not an ISO date", 2)
+    cutoff = _cutoff(as_of) if as_of else None
     try:
         tables = load_tables(data, as_of=cutoff, stages=stages or DEFAULT_STAGES)
     except ContractError as exc:
@@ -117,6 +113,16 @@ def _load(data: Path, as_of: str | None, stages=None):
 
         cutoff = data_end(tables)
     return tables, cutoff
+
+
+def _cutoff(as_of: str):
+    """The `--as-of` value as a timestamp; exit 2 with a clear message when it is not a date."""
+    import pandas as pd
+
+    try:
+        return pd.Timestamp(as_of)
+    except ValueError:
+        _fail(f"--as-of {as_of!r} is not an ISO 8601 date (e.g. 2024-12-31)", 2)
 
 
 def _config(config: Path | None, conv: int | None, churn: int | None, clv: int | None):
@@ -218,13 +224,11 @@ def evaluate(
     """Score with the champions as of a past cutoff and measure against what happened after it."""
     import json
 
-    import pandas as pd
-
     from training.backtest import backtest, read_truth
     from training.registry import configure, load_champions
 
+    cutoff = _cutoff(as_of)  # before loading anything: a typo fails fast
     tables, _ = _load(data, None)
-    cutoff = pd.Timestamp(as_of)
     configure()
     bundles, missing = load_champions()
     if not bundles:
