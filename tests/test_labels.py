@@ -7,11 +7,14 @@ import pytest
 
 from training.labels import (
     buyers,
+    censored_cutoffs,
     make_churn_labels,
     make_clv_labels,
+    make_clv_order_counts,
     make_conversion_labels,
     open_leads,
     snapshot_cutoffs,
+    window_exposure,
 )
 
 T = pd.Timestamp("2024-06-01")
@@ -80,6 +83,26 @@ def test_churn_label_is_no_order_in_the_horizon(orders):
 def test_clv_label_is_the_net_amount_in_the_horizon_including_refunds(orders):
     ids = pd.Index(["c", "h", "i", "zz"], name="customer_id")
     assert make_clv_labels(orders, ids, T, horizon_days=365).to_dict() == {"c": 0.0, "h": 0.0, "i": 30.0, "zz": 0.0}
+
+
+def test_clv_window_cut_at_an_end_counts_only_what_came_before_it(orders):
+    ids = pd.Index(["c", "i"], name="customer_id")
+    end = ts("2024-07-18")  # after c's order o2, before its refund o3 and i's order o6
+    assert make_clv_labels(orders, ids, T, 365, end=end).to_dict() == {"c": 50.0, "i": 0.0}
+    assert make_clv_order_counts(orders, ids, T, 365, end=end).to_dict() == {"c": 1.0, "i": 0.0}
+    assert make_clv_order_counts(orders, ids, T, 365).to_dict() == {"c": 1.0, "i": 1.0}  # refunds are no orders
+    assert window_exposure(T, 365, end) == pytest.approx(47 / 365)
+    assert window_exposure(T, 365) == window_exposure(T, 365, T + pd.Timedelta(days=400)) == 1.0
+
+
+def test_censored_cutoffs_keep_every_window_before_the_validation_cutoff():
+    validation, train = censored_cutoffs(T, 365, ts("2023-01-01"), count=30, step_days=30, min_history_days=60)
+    assert validation == T - pd.Timedelta(days=90)
+    assert train[0] == validation - pd.Timedelta(days=30) and train == sorted(train, reverse=True)
+    assert min(train) >= ts("2023-03-02") and len(train) == 12  # 2024-03-03 back to 2023-03-09
+    # A short horizon closes whole before the validation cutoff.
+    validation, train = censored_cutoffs(T, 30, ts("2023-01-01"), count=3)
+    assert validation == T - pd.Timedelta(days=30) and all(t + pd.Timedelta(days=30) <= validation for t in train)
 
 
 @pytest.mark.parametrize(

@@ -52,9 +52,9 @@ def test_training_never_reads_rows_at_or_after_the_cutoff(sim_dir):
     c = train_models(before, cutoff, config, kinds)
     assert set(a.results) == set(kinds)
     for kind in kinds:
-        dump = a.results[kind].bundle.booster.model_to_string()
-        assert dump == b.results[kind].bundle.booster.model_to_string(), kind
-        assert dump == c.results[kind].bundle.booster.model_to_string(), kind
+        dump = a.results[kind].bundle.model_strings()
+        assert dump == b.results[kind].bundle.model_strings(), kind
+        assert dump == c.results[kind].bundle.model_strings(), kind
     spec = fit_feature_spec(full, cutoff)
     pd.testing.assert_frame_equal(
         build_features(full, cutoff, spec), build_features(_scramble_after(full, cutoff), cutoff, spec)
@@ -79,8 +79,12 @@ def test_holdout_is_the_newest_snapshot_and_training_snapshots_precede_it(outcom
     for kind, result in outcome.results.items():
         meta = result.bundle.metadata
         validation = pd.Timestamp(meta["validation_cutoff"])
-        assert validation + pd.Timedelta(days=meta["horizon_days"]) == AS_OF, kind
+        assert validation + pd.Timedelta(days=meta["holdout_window_days"]) == AS_OF, kind
         assert all(pd.Timestamp(t) < validation for t in meta["training_cutoffs"]), kind
+    # CLV's year-long windows are cut at the training cutoff: the holdout sees its first 90 days.
+    assert outcome.results["clv"].bundle.metadata["holdout_window_days"] == 90
+    exposure = outcome.results["clv"].holdout.exposure
+    assert exposure.eq(90 / 365).all()
 
 
 def test_reasons_are_plain_words_with_signed_contributions(outcome):

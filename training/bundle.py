@@ -1,6 +1,8 @@
-"""A trained model as one picklable bundle: feature spec, category encoder, booster, calibrator, metadata.
+"""A trained model as one picklable bundle: feature spec, category encoder, booster(s), calibrator, metadata.
 
 Serving and MLflow's pyfunc both load this bundle; it predicts from a feature frame on numpy arrays.
+A CLV bundle holds two boosters with a log link, how many orders (Poisson) and what each is worth
+(gamma), and predicts their product: on the log scale a sum of their margins, so reasons add up.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class ModelBundle:
     booster: lgb.Booster
     calibrator: Calibrator | None = None
     metadata: dict = field(default_factory=dict)
+    value_booster: lgb.Booster | None = None  # CLV: net value per order (gamma, log link)
 
     @property
     def feature_names(self) -> list[str]:
@@ -118,14 +121,34 @@ class ModelBundle:
         """Calibrated probability (classifiers) or expected value (CLV) for each row of `x`."""
         if self.calibrator is not None:
             return self.calibrator.transform(self.booster.predict(x, raw_score=True, num_threads=1))
+        if self.value_booster is not None:
+            return self.expected_orders(x) * self.expected_order_value(x)
         return self.booster.predict(x, num_threads=1)
+
+    def expected_orders(self, x: np.ndarray) -> np.ndarray:
+        """CLV: expected orders in the horizon."""
+        return self.booster.predict(x, num_threads=1)
+
+    def expected_order_value(self, x: np.ndarray) -> np.ndarray:
+        """CLV: expected net value of one of those orders."""
+        return self.value_booster.predict(x, num_threads=1)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         return self.predict_matrix(self.matrix(features))
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
-        """Per-feature SHAP contributions on the raw (log-odds or log) scale, without the bias column."""
-        return self.booster.predict(x, pred_contrib=True, num_threads=1)[:, :-1]
+        """Per-feature SHAP contributions on the raw (log-odds or log) scale, without the bias column.
+
+        For CLV, the sum of both boosters' contributions: each adds to the log of its factor.
+        """
+        contrib = self.booster.predict(x, pred_contrib=True, num_threads=1)[:, :-1]
+        if self.value_booster is not None:
+            contrib = contrib + self.value_booster.predict(x, pred_contrib=True, num_threads=1)[:, :-1]
+        return contrib
+
+    def model_strings(self) -> tuple[str, ...]:
+        """Every booster as text, to compare two fits exactly."""
+        return tuple(b.model_to_string() for b in (self.booster, self.value_booster) if b is not None)
 
     def reasons(self, features: pd.DataFrame, x: np.ndarray | None = None, top: int = 3) -> list[list[dict]]:
         """The `top` strongest positive and negative contributions per row, in plain words."""

@@ -40,12 +40,16 @@ class TrainConfig:
     clv_horizon_days: int = 365
     snapshots: int = 12  # training cutoffs per model, monthly
     snapshot_step_days: int = 30
+    clv_snapshots: int = 24  # CLV's training cutoffs (windows cut at its validation cutoff), monthly
     min_positives: int = 50  # data-sufficiency check: fewer positive examples and a model is not trained
     min_history_days: int = 60
     stages: tuple[str, ...] = DEFAULT_STAGES
     lightgbm: LightGBMParams = field(default_factory=LightGBMParams)
     conversion_tiers: tuple[float, float, float] = (0.1, 0.3, 0.6)  # top shares of leads in tiers A, A+B, A+B+C
     churn_risk_thresholds: tuple[float, float] = (0.4, 0.7)  # medium from, high from
+    # Models refitted on training + holdout rows once the holdout has chosen their rounds (and been scored):
+    # CLV's year-long label windows leave it the fewest snapshots, and the holdout's are the newest.
+    refit_on_holdout: tuple[str, ...] = ("clv",)
 
     def horizon(self, kind: str) -> int:
         return {
@@ -72,8 +76,11 @@ def load_config(path: Path | None = None, **overrides) -> TrainConfig:
     lgb_known = {f.name for f in fields(LightGBMParams)}
     if set(lgb_values) - lgb_known:
         raise ValueError(f"{path}: unknown lightgbm setting(s) {sorted(set(lgb_values) - lgb_known)}")
-    for key in ("stages", "conversion_tiers", "churn_risk_thresholds"):
+    for key in ("stages", "conversion_tiers", "churn_risk_thresholds", "refit_on_holdout"):
         if key in values:
             values[key] = tuple(values[key])
+    odd = set(values.get("refit_on_holdout", ())) - set(MODEL_KINDS)
+    if odd:
+        raise ValueError(f"{path}: refit_on_holdout names unknown model(s) {sorted(odd)}; known: {list(MODEL_KINDS)}")
     config = TrainConfig(**values, lightgbm=LightGBMParams(**lgb_values))
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})

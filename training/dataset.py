@@ -14,7 +14,15 @@ import pandas as pd
 
 from training.config import TrainConfig
 from training.features import FeatureSpec, build_features
-from training.labels import buyers, make_churn_labels, make_clv_labels, make_conversion_labels, open_leads
+from training.labels import (
+    buyers,
+    make_churn_labels,
+    make_clv_labels,
+    make_clv_order_counts,
+    make_conversion_labels,
+    open_leads,
+    window_exposure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +40,8 @@ class Snapshot:
     features: pd.DataFrame
     labels: pd.Series
     cutoffs: pd.Series  # the cutoff of each row
+    counts: pd.Series | None = None  # CLV only: orders in each row's window (the labels are their net value)
+    exposure: pd.Series | None = None  # CLV only: the share of the horizon each row's window observed
 
 
 def eligible_ids(kind: str, tables: dict, as_of: pd.Timestamp) -> pd.Index:
@@ -44,14 +54,14 @@ def eligible_ids(kind: str, tables: dict, as_of: pd.Timestamp) -> pd.Index:
     return buyers(orders, as_of).union(open_leads(funnel, orders, as_of))
 
 
-def labels_at(kind: str, tables: dict, as_of: pd.Timestamp, horizon: int) -> pd.Series:
-    """The target of `kind` for its eligible rows at `as_of`."""
+def labels_at(kind: str, tables: dict, as_of: pd.Timestamp, horizon: int, end: pd.Timestamp | None = None) -> pd.Series:
+    """The target of `kind` for its eligible rows at `as_of` (CLV's window cut at `end` if given)."""
     funnel, orders = tables.get("funnel_events"), tables.get("orders")
     if kind == "conversion":
         return make_conversion_labels(funnel, orders, as_of, horizon)
     if kind == "churn":
         return make_churn_labels(orders, as_of, horizon)
-    return make_clv_labels(orders, eligible_ids("clv", tables, as_of), as_of, horizon)
+    return make_clv_labels(orders, eligible_ids("clv", tables, as_of), as_of, horizon, end)
 
 
 class FeatureCache:
@@ -67,19 +77,29 @@ class FeatureCache:
 
 
 def snapshot(
-    kind: str, tables: dict, cutoffs: list[pd.Timestamp], horizon: int, features: Callable[[pd.Timestamp], pd.DataFrame]
+    kind: str,
+    tables: dict,
+    cutoffs: list[pd.Timestamp],
+    horizon: int,
+    features: Callable[[pd.Timestamp], pd.DataFrame],
+    end: pd.Timestamp | None = None,
 ) -> Snapshot:
-    """Stack the features and labels of `kind` at each cutoff."""
-    frames, labels, stamps = [], [], []
+    """Stack the features and labels of `kind` at each cutoff (CLV's windows cut at `end` if given)."""
+    frames, labels, stamps, counts, exposure = [], [], [], [], []
     for cutoff in cutoffs:
-        y = labels_at(kind, tables, cutoff, horizon)
+        y = labels_at(kind, tables, cutoff, horizon, end)
         x = features(cutoff).reindex(y.index)
         frames.append(x)
         labels.append(y)
         stamps.append(pd.Series(cutoff, index=y.index))
+        if kind == "clv":
+            counts.append(make_clv_order_counts(tables.get("orders"), y.index, cutoff, horizon, end))
+            exposure.append(pd.Series(window_exposure(cutoff, horizon, end), index=y.index))
     if not frames:
         return Snapshot(pd.DataFrame(), pd.Series(dtype=float), pd.Series(dtype="datetime64[ns]"))
-    return Snapshot(pd.concat(frames), pd.concat(labels), pd.concat(stamps))
+    if kind != "clv":
+        return Snapshot(pd.concat(frames), pd.concat(labels), pd.concat(stamps))
+    return Snapshot(pd.concat(frames), pd.concat(labels), pd.concat(stamps), pd.concat(counts), pd.concat(exposure))
 
 
 def check_sufficiency(
@@ -90,8 +110,12 @@ def check_sufficiency(
     if missing:
         raise InsufficientData(f"{kind}: skipped, it needs the {', '.join(missing)} table(s) and the data has none")
     horizon = config.horizon(kind)
-    if not train_cutoffs:
-        need = horizon + min(horizon, 90) + config.min_history_days
+    holdout = pd.Timedelta(days=min(horizon, 90))
+    # CLV learns from windows cut short at its validation cutoff, but needs one whole window among them:
+    # the horizon's length is then learnt, not extrapolated from short windows.
+    whole = [t for t in train_cutoffs if t + pd.Timedelta(days=horizon) <= as_of - holdout]
+    if not (whole if kind == "clv" else train_cutoffs):
+        need = min(horizon, 90) + horizon + config.min_history_days
         raise InsufficientData(
             f"{kind}: skipped, its {horizon}-day label windows cannot fit before {as_of.date()}: the data starts "
             f"{data_start.date()}, and a validation window plus one training snapshot need at least {need} days of "

@@ -60,6 +60,15 @@ DERIVED = (
     "cutoff_season_sin",
     "cutoff_season_cos",
 )
+# Engagement since the first order, when the account became a customer: its own buying rhythm (touches come
+# far more often than orders, so they estimate it sooner) and how unusual its current silence is for it.
+CUSTOMER_LIFE = (
+    "customer_touches",
+    "customer_touch_rate",
+    "customer_tickets_per_year",
+    "customer_silence_expected_touches",
+    "repeat_order_rate",
+)
 
 DAY_NS = 86_400 * 10**9
 _NAT = np.iinfo(np.int64).min
@@ -195,7 +204,7 @@ def _layout(
         *order_channel_share,
         "distinct_categories",
     )
-    attributes = (*ATTRIBUTE_CATEGORICAL, *ATTRIBUTE_NUMERIC, "account_age_days", *DERIVED)
+    attributes = (*ATTRIBUTE_CATEGORICAL, *ATTRIBUTE_NUMERIC, "account_age_days", *DERIVED, *CUSTOMER_LIFE)
     categorical = ("first_touch_channel", "last_touch_channel", "current_stage", *ATTRIBUTE_CATEGORICAL)
     # Model order: numeric features family by family, then the categorical ones.
     columns = (*(c for c in (*channel, *funnel, *purchase, *attributes) if c not in categorical), *categorical)
@@ -309,6 +318,11 @@ def feature_labels(spec: FeatureSpec) -> dict[str, str]:
             "touch_silence_ratio": "silent for {value:.1f}x the usual gap between touches",
             "cutoff_season_sin": "time of year",
             "cutoff_season_cos": "time of year",
+            "customer_touches": "{value:.0f} touches since the first order",
+            "customer_touch_rate": "{value:.2f} touches a day since the first order",
+            "customer_tickets_per_year": "{value:.1f} service tickets a year since the first order",
+            "customer_silence_expected_touches": "silent for as long as {value:.1f} of its usual touches",
+            "repeat_order_rate": "{value:.1f} repeat orders a year",
         }
     )
     return {c: labels[c] for c in lay.columns}
@@ -702,6 +716,7 @@ def _purchase_features(ev: _Events, n: int, spec: FeatureSpec, lay: _Layout) -> 
     oldest = np.full(n, _NEVER, np.int64)
     np.minimum.at(oldest, cust, -age)
     out["days_since_first_order"] = np.where(oldest == _NEVER, np.nan, -oldest / DAY_NS)
+    out["_first_order_age"] = np.where(oldest == _NEVER, 0, -oldest)  # int64 ns; 0: no order (nothing is newer)
     out["orders_total"] = counts[:, -1]
     out["orders_90d"] = counts[:, i90]
     out["orders_365d"] = counts[:, i365]
@@ -747,6 +762,29 @@ def _purchase_features(ev: _Events, n: int, spec: FeatureSpec, lay: _Layout) -> 
         if name == "product_category":
             out["distinct_categories"] = _distinct(cust, codes, len(values), n)
     return out
+
+
+def _customer_life_features(touches: _Events, first_order_age: np.ndarray, cols: dict) -> dict[str, np.ndarray]:
+    """Touches and tickets at or after each customer's first order, as rates over the customer's tenure."""
+    n = len(first_order_age)
+    it_codes, it_values = touches.codes("interaction")
+    ticket = it_codes == (list(it_values).index(TICKET) if TICKET in it_values else -2)
+    since = touches.age <= first_order_age[touches.cust]
+    engaged = _count(touches.cust[since & ~ticket], n)
+    tickets = _count(touches.cust[since & ticket], n)
+    tenure = cols["days_since_first_order"]  # NaN without orders
+    days = np.maximum(tenure, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = engaged / days
+        out = {
+            "customer_touches": np.where(np.isnan(tenure), np.nan, engaged),
+            "customer_touch_rate": rate,
+            "customer_tickets_per_year": tickets / np.maximum(tenure, 30.0) * 365.0,
+            "customer_silence_expected_touches": rate * cols["days_since_last_touch"],
+            # Orders after the first one (which only marks the win) per year of tenure.
+            "repeat_order_rate": (cols["orders_total"] - 1.0) / np.maximum(tenure, 30.0) * 365.0,
+        }
+    return {k: np.where(np.isfinite(v), v, np.nan) for k, v in out.items()}
 
 
 def _attribute_features(customers: pd.DataFrame, rows: np.ndarray, as_of: int, created: np.ndarray):
@@ -854,11 +892,13 @@ def build_features(tables: dict[str, pd.DataFrame | None], as_of: pd.Timestamp, 
     customers = tables.get("customers")
     rows, index, created = _customers(customers, cutoff)
     n = len(index)
-    cols = _channel_features(_Events(tables.get("touchpoints"), index, cutoff), n, spec, lay)
+    touches = _Events(tables.get("touchpoints"), index, cutoff)
+    cols = _channel_features(touches, n, spec, lay)
     fn = _funnel(_Events(tables.get("funnel_events"), index, cutoff), tuple(spec.stages))
     cols.update(_funnel_features(fn, n, cutoff, created, spec, lay))
     cols.update(_purchase_features(_Events(tables.get("orders"), index, cutoff), n, spec, lay))
     cols.update(_attribute_features(customers, rows, cutoff, created))
+    cols.update(_customer_life_features(touches, cols.pop("_first_order_age"), cols))
     no_orders = (cols["orders_total"] + cols["refunds_total"]) == 0  # any order row, as labels.buyers reads it
     cols["is_open_lead"] = (cols.pop("_open_stage") & no_orders).astype(float)
     cols.update(_derived_features(cols, pd.Timestamp(cutoff)))

@@ -53,12 +53,63 @@ def make_churn_labels(orders: pd.DataFrame | None, as_of: pd.Timestamp, horizon_
     return pd.Series((~customers.isin(list(active))).astype(int), index=customers, name="churned")
 
 
-def make_clv_labels(orders: pd.DataFrame | None, ids: pd.Index, as_of: pd.Timestamp, horizon_days: int) -> pd.Series:
-    """Net order amount (refunds included) of each of `ids` in the horizon after `as_of`, 0 without orders."""
+def make_clv_labels(
+    orders: pd.DataFrame | None,
+    ids: pd.Index,
+    as_of: pd.Timestamp,
+    horizon_days: int,
+    end: pd.Timestamp | None = None,
+) -> pd.Series:
+    """Net order amount (refunds included) of each of `ids` in the horizon after `as_of`, 0 without orders.
+
+    With `end`, the window stops there if it comes first (a window still open at the training cutoff).
+    """
     if orders is None or orders.empty:
         return pd.Series(0.0, index=ids, name="future_value")
-    future = _window(orders, as_of, horizon_days).groupby("customer_id")["amount"].sum()
+    future = _window(orders, as_of, _observed_days(as_of, horizon_days, end)).groupby("customer_id")["amount"].sum()
     return future.reindex(ids, fill_value=0.0).astype(float).rename("future_value")
+
+
+def make_clv_order_counts(
+    orders: pd.DataFrame | None, ids: pd.Index, as_of: pd.Timestamp, horizon_days: int, end: pd.Timestamp | None = None
+) -> pd.Series:
+    """Orders (refund rows excluded) of each of `ids` in the same window: CLV's frequency part."""
+    if orders is None or orders.empty:
+        return pd.Series(0.0, index=ids, name="future_orders")
+    future = _window(orders, as_of, _observed_days(as_of, horizon_days, end))
+    future = future[~(future["amount"] < 0)]  # a refund is not an order; an order of unknown amount is
+    return future.groupby("customer_id").size().reindex(ids, fill_value=0).astype(float).rename("future_orders")
+
+
+def window_exposure(as_of: pd.Timestamp, horizon_days: int, end: pd.Timestamp | None = None) -> float:
+    """The share of the horizon observed before `end` (1.0 for a closed window)."""
+    return _observed_days(as_of, horizon_days, end) / horizon_days
+
+
+def _observed_days(as_of: pd.Timestamp, horizon_days: int, end: pd.Timestamp | None) -> float:
+    if end is None:
+        return float(horizon_days)
+    return float(min(horizon_days, max((end - as_of) / pd.Timedelta(days=1), 0.0)))
+
+
+def censored_cutoffs(
+    as_of: pd.Timestamp,
+    horizon_days: int,
+    data_start: pd.Timestamp,
+    count: int,
+    step_days: int = 30,
+    min_history_days: int = 60,
+) -> tuple[pd.Timestamp, list[pd.Timestamp]]:
+    """(validation cutoff, training cutoffs newest first) for a model trained on windows cut short.
+
+    The validation cutoff is `as_of - min(horizon, 90)`: its window closes at `as_of`. Training cutoffs step
+    back monthly from a step before it; their windows are cut at the validation cutoff, so every row sees
+    only the past of the validation window, and a long horizon still gets recent, grown-up customers.
+    """
+    validation = as_of - pd.Timedelta(days=min(horizon_days, 90))
+    earliest = data_start + pd.Timedelta(days=min_history_days)
+    train = [validation - pd.Timedelta(days=step_days * k) for k in range(1, count + 1)]
+    return validation, [t for t in train if t >= earliest]
 
 
 def snapshot_cutoffs(

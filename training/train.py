@@ -37,7 +37,7 @@ from training.evaluate import (
     regression_metrics,
 )
 from training.features import FeatureSpec, fit_feature_spec
-from training.labels import snapshot_cutoffs
+from training.labels import censored_cutoffs, snapshot_cutoffs
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +104,10 @@ def fingerprint(tables: dict) -> str:
 
 
 def lightgbm_params(kind: str, config: TrainConfig, spec: FeatureSpec) -> dict:
-    """LightGBM parameters of a model: binary for the classifiers, tweedie for zero-heavy, heavy-tailed CLV."""
+    """LightGBM parameters: binary for the classifiers; for CLV, Poisson for its order count (log link)."""
     p = config.lightgbm
     params = {
-        "objective": "tweedie" if kind == "clv" else "binary",
+        "objective": "poisson" if kind == "clv" else "binary",
         "learning_rate": p.learning_rate,
         "num_leaves": p.num_leaves,
         "min_data_in_leaf": p.min_data_in_leaf,
@@ -123,8 +123,6 @@ def lightgbm_params(kind: str, config: TrainConfig, spec: FeatureSpec) -> dict:
         "cat_smooth": 20,
         "min_data_per_group": 50,
     }
-    if kind == "clv":
-        params["tweedie_variance_power"] = 1.3
     constraints = MONOTONE[kind]
     if any(c in constraints for c in spec.columns):
         params["monotone_constraints"] = [constraints.get(c, 0) for c in spec.columns]
@@ -132,35 +130,105 @@ def lightgbm_params(kind: str, config: TrainConfig, spec: FeatureSpec) -> dict:
     return params
 
 
-def fit_bundle(kind: str, train: Snapshot, valid: Snapshot, spec: FeatureSpec, config: TrainConfig) -> ModelBundle:
-    """Fit the booster with early stopping on the validation snapshot, then calibrate on it (classifiers)."""
-    encoder = CategoryEncoder(spec.categorical).fit(train.features)
-    bundle = ModelBundle(kind=kind, spec=spec, encoder=encoder, booster=None)  # type: ignore[arg-type]
-    x_train, x_valid = bundle.matrix(train.features), bundle.matrix(valid.features)
-    y_train, y_valid = _fit_target(kind, train.labels), _fit_target(kind, valid.labels)
+def value_params(config: TrainConfig, spec: FeatureSpec) -> dict:
+    """CLV's order-value booster: gamma regression (log link, the mean of a skewed positive amount)."""
+    params = lightgbm_params("clv", config, spec)
+    params.pop("monotone_constraints", None)
+    params.pop("monotone_constraints_method", None)
+    return {**params, "objective": "gamma"}
+
+
+def _train_booster(params, x, y, valid, config: TrainConfig, spec: FeatureSpec, rounds=None, weight=None, offset=None):
+    """One booster: early stopping on `valid` (x, y, weight, offset), or exactly `rounds` rounds without it."""
     categorical = [i for i, c in enumerate(spec.columns) if c in set(spec.categorical)]
-    params = lightgbm_params(kind, config, spec)
-    dtrain = lgb.Dataset(
-        x_train, y_train, feature_name=list(spec.columns), categorical_feature=categorical, free_raw_data=False
+    data = lgb.Dataset(
+        x,
+        y,
+        weight=weight,
+        init_score=offset,
+        feature_name=list(spec.columns),
+        categorical_feature=categorical,
+        free_raw_data=False,
     )
-    dvalid = lgb.Dataset(x_valid, y_valid, reference=dtrain)
-    bundle.booster = lgb.train(
+    if rounds is not None:
+        return lgb.train(params, data, num_boost_round=max(rounds, 1))
+    x_v, y_v, w_v, o_v = valid
+    return lgb.train(
         params,
-        dtrain,
+        data,
         num_boost_round=config.lightgbm.max_rounds,
-        valid_sets=[dvalid],
+        valid_sets=[lgb.Dataset(x_v, y_v, weight=w_v, init_score=o_v, reference=data)],
         callbacks=[lgb.early_stopping(config.lightgbm.early_stopping_rounds, verbose=False)],
     )
+
+
+def _order_values(snap: Snapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CLV's value rows: (mask of rows with orders in their window, net value per order, orders).
+
+    A value at or below zero (every order refunded) is floored just above it, as gamma regression needs;
+    the gamma mean is the weighted mean of the targets, so the floor does not bias it.
+    """
+    counts = snap.counts.to_numpy(dtype=float)
+    has = counts > 0
+    per_order = snap.labels.to_numpy(dtype=float)[has] / counts[has]
+    floor = 1e-3 * max(float(np.median(per_order)) if len(per_order) else 1.0, 1e-9)
+    return has, np.maximum(np.nan_to_num(per_order), floor), counts[has]
+
+
+def fit_bundle(
+    kind: str,
+    train: Snapshot,
+    valid: Snapshot,
+    spec: FeatureSpec,
+    config: TrainConfig,
+    refit: ModelBundle | None = None,
+) -> ModelBundle:
+    """Fit with early stopping on the validation snapshot, then calibrate on it (classifiers).
+
+    With `refit` (a bundle fitted that way), fit again on `train` alone for the rounds `refit` chose and keep
+    its encoder and calibrator: how a model that has chosen its size on a holdout is refitted on all rows.
+    """
+    encoder = refit.encoder if refit else CategoryEncoder(spec.categorical).fit(train.features)
+    bundle = ModelBundle(kind=kind, spec=spec, encoder=encoder, booster=None)  # type: ignore[arg-type]
+    x_train, x_valid = bundle.matrix(train.features), bundle.matrix(valid.features)
+    params = lightgbm_params(kind, config, spec)
+    rounds = refit.booster.current_iteration() if refit else None
     if kind != "clv":
-        margin = bundle.booster.predict(x_valid, raw_score=True, num_threads=config.lightgbm.num_threads)
-        bundle.calibrator = Calibrator().fit(margin, y_valid)
+        y_train, y_valid = train.labels.to_numpy(dtype=float), valid.labels.to_numpy(dtype=float)
+        bundle.booster = _train_booster(params, x_train, y_train, (x_valid, y_valid, None, None), config, spec, rounds)
+        if refit:
+            bundle.calibrator = refit.calibrator
+        else:
+            margin = bundle.booster.predict(x_valid, raw_score=True, num_threads=config.lightgbm.num_threads)
+            bundle.calibrator = Calibrator().fit(margin, y_valid)
+        return bundle
+    # CLV = expected orders x expected value per order, both with a log link, so reasons add up. Orders are
+    # Poisson with the log of each window's observed share as offset: a window cut short by the cutoff
+    # still counts, at its exposure, and the booster predicts the whole horizon.
+    valid_counts = (x_valid, valid.counts.to_numpy(dtype=float), None, np.log(valid.exposure.to_numpy()))
+    bundle.booster = _train_booster(
+        params,
+        x_train,
+        train.counts.to_numpy(dtype=float),
+        valid_counts,
+        config,
+        spec,
+        rounds,
+        offset=np.log(train.exposure.to_numpy()),
+    )
+    has_t, value_t, weight_t = _order_values(train)
+    has_v, value_v, weight_v = _order_values(valid)
+    bundle.value_booster = _train_booster(
+        value_params(config, spec),
+        x_train[has_t],
+        value_t,
+        (x_valid[has_v], value_v, weight_v, None),
+        config,
+        spec,
+        refit.value_booster.current_iteration() if refit else None,
+        weight=weight_t,
+    )
     return bundle
-
-
-def _fit_target(kind: str, labels: pd.Series) -> np.ndarray:
-    """Training target: 0/1 for classifiers; for CLV the net future value floored at 0 (tweedie needs >= 0)."""
-    values = labels.to_numpy(dtype=float)
-    return np.maximum(values, 0.0) if kind == "clv" else values
 
 
 def baseline_prediction(kind: str, train: Snapshot, valid: Snapshot) -> np.ndarray:
@@ -168,16 +236,24 @@ def baseline_prediction(kind: str, train: Snapshot, valid: Snapshot) -> np.ndarr
     if kind == "conversion":
         keys = [c for c in ("current_stage", "source_channel") if c in train.features.columns]
         return rate_baseline(train.features, train.labels, valid.features, keys)
-    return recency_frequency_baseline(train.features, train.labels.clip(lower=0), valid.features)
+    if kind == "clv":  # per whole horizon, then at each holdout row's exposure
+        annual = train.labels.clip(lower=0) / train.exposure
+        return recency_frequency_baseline(train.features, annual, valid.features) * valid.exposure.to_numpy()
+    return recency_frequency_baseline(train.features, train.labels, valid.features)
 
 
 def evaluate_result(kind: str, bundle: ModelBundle, train: Snapshot, valid: Snapshot) -> ModelResult:
-    """Holdout figures of the model and of its baseline."""
-    pred = bundle.predict(valid.features)
+    """Holdout figures of the model and of its baseline (CLV: over the part of the horizon the holdout saw)."""
+    pred = bundle.predict(valid.features) * _exposure(valid)
     base = baseline_prediction(kind, train, valid)
     y = valid.labels.to_numpy(dtype=float)
     score = regression_metrics if kind == "clv" else classification_metrics
     return ModelResult(kind, bundle, score(y, pred), score(y, base), valid, pred, base, len(train.labels))
+
+
+def _exposure(snap: Snapshot) -> np.ndarray | float:
+    """The share of the horizon each row's label window observed (1 where windows are whole)."""
+    return 1.0 if snap.exposure is None else snap.exposure.to_numpy()
 
 
 def add_serving_metadata(result: ModelResult, config: TrainConfig) -> None:
@@ -189,7 +265,8 @@ def add_serving_metadata(result: ModelResult, config: TrainConfig) -> None:
     elif result.kind == "churn":
         meta["risk_thresholds"] = list(config.churn_risk_thresholds)
     else:
-        meta["value_deciles"] = [float(q) for q in np.quantile(pred, np.linspace(0.1, 0.9, 9))]
+        whole = pred / _exposure(result.holdout)  # deciles of the whole-horizon values the model serves
+        meta["value_deciles"] = [float(q) for q in np.quantile(whole, np.linspace(0.1, 0.9, 9))]
 
 
 def train_models(
@@ -204,30 +281,44 @@ def train_models(
     cache = FeatureCache(tables, spec)
     for kind in kinds:
         horizon = config.horizon(kind)
-        validation, train_cutoffs = snapshot_cutoffs(
-            as_of, horizon, start, config.snapshots, config.snapshot_step_days, config.min_history_days
+        # CLV learns from windows cut short at the validation cutoff (see `censored_cutoffs`); the
+        # classifiers' windows are short enough to close whole before it.
+        cut = kind == "clv"
+        validation, train_cutoffs = (censored_cutoffs if cut else snapshot_cutoffs)(
+            as_of,
+            horizon,
+            start,
+            config.clv_snapshots if cut else config.snapshots,
+            config.snapshot_step_days,
+            config.min_history_days,
         )
         try:
             check_sufficiency(kind, config, tables, as_of, train_cutoffs, start)
-            train = snapshot(kind, tables, train_cutoffs, horizon, cache)
-            valid = snapshot(kind, tables, [validation], horizon, cache)
+            train = snapshot(kind, tables, train_cutoffs, horizon, cache, end=validation if cut else None)
+            valid = snapshot(kind, tables, [validation], horizon, cache, end=as_of if cut else None)
             check_positives(kind, config, train, valid)
         except InsufficientData as why:
             outcome.skipped[kind] = str(why)
             log.warning("%s", why)
             continue
         bundle = fit_bundle(kind, train, valid, spec, config)
-        result = evaluate_result(kind, bundle, train, valid)
+        result = evaluate_result(kind, bundle, train, valid)  # holdout figures of the fit that never saw it
+        if kind in config.refit_on_holdout:
+            # Every row again, windows now observed up to the training cutoff, for the rounds chosen above.
+            rows = snapshot(kind, tables, [validation, *train_cutoffs], horizon, cache, end=as_of if cut else None)
+            result.bundle = bundle = fit_bundle(kind, rows, valid, spec, config, refit=bundle)
         bundle.metadata = {
             "kind": kind,
             "registered_name": REGISTERED_NAMES[kind],
             "as_of": str(as_of),
             "horizon_days": horizon,
             "validation_cutoff": str(validation),
+            "holdout_window_days": int(min(horizon, (as_of - validation).days)),
             "training_cutoffs": [str(t) for t in train_cutoffs],
             "train_rows": len(train.labels),
             "holdout_rows": len(valid.labels),
-            "best_iteration": int(bundle.booster.best_iteration or 0),
+            "best_iteration": int(bundle.booster.current_iteration()),
+            "refit_on_holdout": kind in config.refit_on_holdout,
             "holdout_metrics": result.metrics,
             "baseline_metrics": result.baseline,
             "data_window": list(outcome.data_window),
@@ -247,7 +338,7 @@ def holdout_figure(bundle: ModelBundle, tables: dict, result: ModelResult) -> fl
 
     cutoff = pd.Timestamp(result.bundle.metadata["validation_cutoff"])
     features = build_features(tables, cutoff, bundle.spec).reindex(result.holdout.labels.index)
-    pred = bundle.predict(features)
+    pred = bundle.predict(features) * _exposure(result.holdout)
     y = result.holdout.labels.to_numpy(dtype=float)
     metrics = regression_metrics(y, pred) if result.kind == "clv" else classification_metrics(y, pred)
     return metrics[HEADLINE[result.kind]]
@@ -395,7 +486,14 @@ def _promotion(name, version, result, tables, promote, alias_version, load_bundl
         reason = "--promote always" if promote == "always" else "no champion yet"
         return {**decision, "promoted": True, "reason": reason}
     champion, _ = load_bundle(name, version=current.version)
-    old_figure = holdout_figure(champion, tables, result)
+    if pd.Timestamp(champion.metadata.get("as_of", "1970-01-01")) > pd.Timestamp(result.holdout.cutoffs.iloc[0]):
+        # The champion learnt from labels inside this holdout's window: scoring it there would flatter it.
+        # Its own holdout figure (of the fit that had not seen that holdout) stands in.
+        old_figure = float(champion.metadata["holdout_metrics"][HEADLINE[result.kind]])
+        decision["champion_figure_source"] = "its own holdout (it has seen this one)"
+    else:
+        old_figure = holdout_figure(champion, tables, result)
+        decision["champion_figure_source"] = "this holdout"
     decision["champion_figure"] = round(old_figure, 6)
     promoted = bool(new_figure >= old_figure - 1e-9)
     reason = "not worse than the champion on the same holdout" if promoted else "worse than the champion"
