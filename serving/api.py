@@ -2,8 +2,8 @@
 
 Start it with `crm-score serve` (which calls `serve`) or `uvicorn serving.api:create_app --factory`.
 The @champion models load once at start-up; a model that cannot be loaded leaves the app up with
-`/ready` answering 503 and the reason. Single-lead scoring (well under a millisecond of work) runs inline
-on the event loop; batches and blocking work (SQLite, the registry) go to the threadpool.
+`/ready` answering 503 and the reason. Single-lead scoring (a few milliseconds of work) runs inline on the
+event loop (`CRM_SCORING_INLINE_MAX`); batches and blocking work (SQLite, the registry) go to the threadpool.
 """
 
 from __future__ import annotations
@@ -41,8 +41,16 @@ from serving.settings import Settings, get_settings
 from training.config import REGISTERED_NAMES
 
 log = logging.getLogger(__name__)
-INLINE_MAX = 8  # batches up to this many rows score inline on the event loop; larger ones in the threadpool
 CSV_MAX = 100_000
+TopReasons = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=10,
+        description="Reasons per side (positive, negative) and model; default the server's setting (3). "
+        "0 answers without reasons, which saves most of the time of a large batch.",
+    ),
+]
 
 
 def _default(obj: Any) -> Any:
@@ -234,7 +242,9 @@ def _routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
             503: {"description": "The conversion model is not loaded"},
         },
     )
-    async def score_leads(request: Request, body: Annotated[LeadRequest, Body()], _: ReadScope):
+    async def score_leads(
+        request: Request, body: Annotated[LeadRequest, Body()], _: ReadScope, top_reasons: TopReasons = None
+    ):
         """Conversion probability, 0-100 score, tier A-D, expected value and top reasons per lead.
 
         Send one lead as the body, or `{"leads": [...]}`. Unknown channels, stages and categories score as
@@ -243,8 +253,8 @@ def _routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
         batch = isinstance(body, LeadBatch)
         leads = body.leads if batch else [body]
         _check(leads, settings, "leads" if batch else None)
-        current, top = models(request), settings.top_reasons
-        if len(leads) <= INLINE_MAX:
+        current, top = models(request), settings.top_reasons if top_reasons is None else top_reasons
+        if len(leads) <= settings.inline_max:
             scores = scorer.score_leads(current, leads, top)
         else:
             scores = await run_in_threadpool(scorer.score_leads, current, leads, top)
@@ -265,13 +275,15 @@ def _routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
             503: {"description": "The churn or CLV model is not loaded"},
         },
     )
-    async def score_customers(request: Request, body: Annotated[CustomerRequest, Body()], _: ReadScope):
+    async def score_customers(
+        request: Request, body: Annotated[CustomerRequest, Body()], _: ReadScope, top_reasons: TopReasons = None
+    ):
         """Churn probability and risk (customers with an order before `as_of`), expected CLV and value decile."""
         batch = hasattr(body, "customers")
         rows = body.customers if batch else [body]
         _check(rows, settings, "customers" if batch else None)
-        current, top = models(request), settings.top_reasons
-        if len(rows) <= INLINE_MAX:
+        current, top = models(request), settings.top_reasons if top_reasons is None else top_reasons
+        if len(rows) <= settings.inline_max:
             scores = scorer.score_existing_customers(current, rows, top)
         else:
             scores = await run_in_threadpool(scorer.score_existing_customers, current, rows, top)
