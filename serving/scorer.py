@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 
 import numpy as np
 import pandas as pd
@@ -124,47 +125,52 @@ def _column(values: list, text: bool) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
+_CUSTOMER_FIELDS = ("created_at", "source_channel", "industry", "region", "employees", "annual_revenue")
+_GET = {table: attrgetter(*fields) for table, fields in (("customers", _CUSTOMER_FIELDS), *_FIELDS.items())}
+
+
 def records_to_arrays(records: Sequence[Record], as_of: datetime) -> dict[str, ArrayTable | None]:
     """The input tables of `records` (all with the same cutoff) as `ArrayTable`s: row i is `records[i]`.
 
     `training.features.build_feature_blocks` reads them with the very feature definitions training used,
     without pandas' fixed costs (which are most of the time on a request's few rows).
     """
-    cols: dict[str, dict[str, list]] = {t: defaultdict(list) for t in _STR_COLUMNS}
-    cust = cols["customers"]
     floor = as_of - timedelta(seconds=1)
+    customers = []
+    owners: dict[str, list[int]] = {table: [] for table in _FIELDS}
+    rows: dict[str, list[tuple]] = {table: [] for table in _FIELDS}
     for i, rec in enumerate(records):
-        created = rec.created_at
-        if created is None:
+        row = _GET["customers"](rec)
+        if row[0] is None:  # created_at: the earliest history event, else one second before the cutoff
             stamps = [e.timestamp for e in (*rec.touchpoints, *rec.funnel_events, *rec.orders)]
-            created = min([floor, *(_naive_utc(s) for s in stamps)])
-        cust["created_at"].append(created)
-        for name in ("source_channel", "industry", "region", "employees", "annual_revenue"):
-            cust[name].append(getattr(rec, name))
+            row = (min([floor, *(_naive_utc(s) for s in stamps)]), *row[1:])
+        customers.append(row)
         for table, events in (
             ("touchpoints", rec.touchpoints),
             ("funnel_events", rec.funnel_events),
             ("orders", rec.orders),
         ):
-            if not events:
-                continue
-            out = cols[table]
-            out["customer_id"].extend([i] * len(events))
-            for name in _FIELDS[table]:
-                out[name].extend([getattr(ev, name) for ev in events])
-    tables: dict[str, ArrayTable | None] = {}
-    for table, data in cols.items():
-        if table != "customers" and not data:
+            if events:
+                owners[table].extend([i] * len(events))
+                rows[table].extend(map(_GET[table], events))
+    tables: dict[str, ArrayTable | None] = {"customers": _table("customers", _CUSTOMER_FIELDS, customers)}
+    for table, fields in _FIELDS.items():
+        if not rows[table]:
             tables[table] = None
             continue
-        time_col = "created_at" if table == "customers" else "timestamp"
-        frame: dict[str, np.ndarray] = {time_col: _nanos(data.pop(time_col))}
-        if table != "customers":
-            frame["customer_id"] = np.array(data.pop("customer_id"), dtype=np.int64)
-        for name, values in data.items():
-            frame[name] = _column(values, name in _STR_COLUMNS[table])
-        tables[table] = ArrayTable(frame)
+        frame = _table(table, fields, rows[table])
+        frame._columns["customer_id"] = np.array(owners[table], dtype=np.int64)
+        tables[table] = frame
     return tables
+
+
+def _table(table: str, fields: tuple[str, ...], rows: list[tuple]) -> ArrayTable:
+    """Rows of attribute tuples (the timestamp first) as an `ArrayTable`."""
+    columns = list(zip(*rows, strict=True)) if len(fields) > 1 else [[r] for r in rows]
+    out = {fields[0]: _nanos(columns[0])}
+    for name, values in zip(fields[1:], columns[1:], strict=True):
+        out[name] = _column(values, name in _STR_COLUMNS[table])
+    return ArrayTable(out)
 
 
 def _groups(records: Sequence[Record], now: datetime) -> dict[datetime, list[int]]:

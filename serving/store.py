@@ -182,6 +182,30 @@ def connect(db_path: str | os.PathLike) -> sqlite3.Connection:
 
 def query_prospects(db_path: str | os.PathLike, q: ProspectQuery) -> dict:
     """One page of the ranked list: {items, next_cursor, scored_at}; ties by `customer_id`, ascending."""
+    if q.cursor:
+        decode_cursor(q.cursor, q.order)  # a bad cursor is the caller's error, whether or not a store exists
+    con = connect(db_path)
+    try:
+        sql, args = page_sql(con, q)
+        rows = con.execute(sql, args).fetchall()
+        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        con.close()
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    items = []
+    for row in rows:
+        item = {c: row[c] for c in COLUMNS}
+        item["stalled"] = bool(item["stalled"])
+        item["top_reasons"] = json.loads(item["top_reasons"]) if item["top_reasons"] else {}
+        items.append(item)
+    last = rows[-1] if rows else None
+    cursor = encode_cursor(q.order, last["rank_key"], last["customer_id"]) if more and last else None
+    return {"items": items, "next_cursor": cursor, "scored_at": meta.get("scored_at")}
+
+
+def page_sql(con: sqlite3.Connection, q: ProspectQuery) -> tuple[str, list]:
+    """The SELECT of one page (one row more than the page, to know whether another follows) and its arguments."""
     key = ORDER_KEYS[q.order]
     where, args = [], []
     for col, value in (
@@ -204,33 +228,16 @@ def query_prospects(db_path: str | os.PathLike, q: ProspectQuery) -> dict:
         after_key, after_id = decode_cursor(q.cursor, q.order)
         where.append(f"{key} <= ? AND ({key} < ? OR customer_id > ?)")
         args += [after_key, after_key, after_id]
-    con = connect(db_path)
-    try:
-        table = "prospects"
-        if q.min_score is not None and q.order == "expected_value" and _few_with_score(con, q.min_score):
-            # Few rows reach the score: read them through the score index and sort, rather than walk the
-            # ranking index past every lower-scored row.
-            table = "prospects INDEXED BY ix_min_score"
-        sql = f"SELECT {', '.join(COLUMNS)}, {key} AS rank_key FROM {table}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY {key} DESC, customer_id LIMIT ?"
-        args.append(q.limit + 1)
-        rows = con.execute(sql, args).fetchall()
-        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-    finally:
-        con.close()
-    more = len(rows) > q.limit
-    rows = rows[: q.limit]
-    items = []
-    for row in rows:
-        item = {c: row[c] for c in COLUMNS}
-        item["stalled"] = bool(item["stalled"])
-        item["top_reasons"] = json.loads(item["top_reasons"]) if item["top_reasons"] else {}
-        items.append(item)
-    last = rows[-1] if rows else None
-    cursor = encode_cursor(q.order, last["rank_key"], last["customer_id"]) if more and last else None
-    return {"items": items, "next_cursor": cursor, "scored_at": meta.get("scored_at")}
+    table = "prospects"
+    if q.min_score is not None and q.order == "expected_value" and _few_with_score(con, q.min_score):
+        # Few rows reach the score: read them through the score index and sort, rather than walk the
+        # ranking index past every lower-scored row.
+        table = "prospects INDEXED BY ix_min_score"
+    sql = f"SELECT {', '.join(COLUMNS)}, {key} AS rank_key FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {key} DESC, customer_id LIMIT ?"
+    return sql, [*args, q.limit + 1]
 
 
 def _few_with_score(con: sqlite3.Connection, min_score: int, few: int = 20_000) -> bool:

@@ -6,13 +6,14 @@ import contextlib
 import csv
 import io
 import json
+import sqlite3
 
 import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from serving import scorer
+from serving import scorer, store
 from serving.api import create_app
 from serving.settings import Settings
 from serving.store import write_prospects
@@ -349,6 +350,40 @@ def test_prospects_csv_and_errors(client):
     mixed = client.get("/v1/prospects", params={"cursor": other, "order": "probability"}, headers=READ)
     assert mixed.status_code == 422
     assert client.get("/v1/prospects", params={"tier": "Z"}, headers=READ).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"order": "probability"},
+        {"tier": "A"},
+        {"source_channel": "event", "stalled": True},
+        {"current_stage": "sql"},
+        {"region": "west", "industry": "software"},
+        {"stalled": False, "order": "probability"},
+    ],
+    ids=["first", "by-probability", "tier", "channel-stalled", "stage", "region-industry", "not-stalled"],
+)
+def test_prospect_pages_read_an_index_in_order(prospects_db, query):
+    """Every page shape walks a ranking index in order (no full scan, no sort), first pages and deep ones alike."""
+    con = sqlite3.connect(prospects_db)
+    try:
+        first = store.ProspectQuery(**query, limit=20)
+        page = store.query_prospects(prospects_db, first)
+        assert page["next_cursor"]
+        for q in (first, store.ProspectQuery(**query, limit=20, cursor=page["next_cursor"])):
+            sql, args = store.page_sql(con, q)
+            steps = [row[-1] for row in con.execute("EXPLAIN QUERY PLAN " + sql, args)]
+            assert len(steps) == 1 and "USING INDEX ix_" in steps[0], steps
+            assert "TEMP B-TREE" not in steps[0], steps
+            filters = [{"tier": "conversion_tier"}.get(k, k) for k in query if k != "order"]
+            if filters:  # an equality on a filter column leads the index: only matching rows are read
+                assert steps[0].startswith("SEARCH") and any(f"({c}=?" in steps[0] for c in filters), steps
+            if q.cursor:  # and the cursor starts a range of the ranking key within it
+                assert "_key<?" in steps[0], steps
+    finally:
+        con.close()
 
 
 def test_prospects_missing_store(use_store, champions, tmp_path):
