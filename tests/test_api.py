@@ -386,6 +386,22 @@ def test_prospect_pages_read_an_index_in_order(prospects_db, query):
         con.close()
 
 
+def test_few_high_scores_page_through_the_covering_score_index(prospects_db, batch_scores):
+    """`min_score` reached by few leads: candidates are ranked inside the score index, the page read by id."""
+    leads = batch_scores[batch_scores["conversion_probability"].notna()]
+    score = int(leads["conversion_score"].quantile(0.9))
+    con = sqlite3.connect(prospects_db)
+    try:
+        sql, args = store.page_sql(con, store.ProspectQuery(min_score=score, limit=10))
+        steps = " | ".join(row[-1] for row in con.execute("EXPLAIN QUERY PLAN " + sql, args))
+    finally:
+        con.close()
+    assert "COVERING INDEX ix_min_score" in steps and "(customer_id=?)" in steps, steps
+    items = store.query_prospects(prospects_db, store.ProspectQuery(min_score=score, limit=1000))["items"]
+    expect = leads[leads["conversion_score"] >= score].sort_values(["expected_value", "customer_id"], ascending=[0, 1])
+    assert [i["customer_id"] for i in items] == list(expect["customer_id"])[:1000]
+
+
 def test_prospects_missing_store(use_store, champions, tmp_path):
     with TestClient(create_app(_settings(tmp_path / "none.db"), loader=lambda: champions)) as c:
         r = c.get("/v1/prospects", headers=READ)
