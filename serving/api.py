@@ -8,6 +8,7 @@ event loop (`CRM_SCORING_INLINE_MAX`); batches and blocking work (SQLite, the re
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ import orjson
 from fastapi import Body, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from serving import scorer, store
@@ -66,6 +68,28 @@ class FastJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, default=_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+class _OrjsonRequest(Request):
+    """A request whose JSON body orjson parses (several times faster than `json` on a batch of leads).
+
+    orjson's JSONDecodeError is a `json.JSONDecodeError`, so a malformed body still answers 422.
+    """
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = orjson.loads(await self.body())
+        return self._json
+
+
+class _OrjsonRoute(APIRoute):
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def parse_with_orjson(request: Request) -> Response:
+            return await handler(_OrjsonRequest(request.scope, request.receive))
+
+        return parse_with_orjson
 
 
 def _error(status: int, detail: Any, **extra) -> FastJSONResponse:
@@ -149,10 +173,17 @@ def create_app(settings: Settings | None = None, loader=scorer.load_model_set) -
         holder = scorer.ModelHolder(loader=loader)
         app.state.models = holder
         await run_in_threadpool(holder.reload)
+        # Everything loaded so far (libraries, models) lives as long as the process: take it out of the cyclic
+        # collector's full passes, which otherwise pause a request for 100+ ms now and then (the p99).
+        gc.collect()
+        gc.freeze()
         _publish_versions(metrics, holder.current)
         if not holder.current.ready:
             log.warning("serving without all models: %s", holder.current.missing)
-        yield
+        try:
+            yield
+        finally:
+            gc.unfreeze()  # an app in a longer-lived process (tests) leaves the collector as it found it
 
     app = FastAPI(
         title="crm-scoring API",
@@ -161,6 +192,7 @@ def create_app(settings: Settings | None = None, loader=scorer.load_model_set) -
         lifespan=lifespan,
         default_response_class=FastJSONResponse,
     )
+    app.router.route_class = _OrjsonRoute
     app.state.settings = settings
     app.state.keys = KeyRing(settings.keys(), disabled=settings.auth_disabled)
     app.state.metrics = metrics
