@@ -92,10 +92,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=50)
-    parser.add_argument("--db", type=Path, default=None, help="reuse (or write) the store here")
+    parser.add_argument("--db", type=Path, default=None, help="reuse (or write and keep) the store here")
     args = parser.parse_args()
+    if args.db is not None:
+        run(args, args.db)
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench-prospects-") as tmp:  # about 800 MB at a million rows
+            run(args, Path(tmp) / "prospects.db")
 
-    db = args.db or Path(tempfile.mkdtemp(prefix="bench-prospects-")) / "prospects.db"
+
+def run(args: argparse.Namespace, db: Path) -> None:
     if not db.exists():
         t0 = time.perf_counter()
         frame = prospects(args.rows)
