@@ -153,24 +153,25 @@ def records_to_arrays(records: Sequence[Record], as_of: datetime) -> dict[str, A
             if events:
                 owners[table].extend([i] * len(events))
                 rows[table].extend(map(_GET[table], events))
-    tables: dict[str, ArrayTable | None] = {"customers": _table("customers", _CUSTOMER_FIELDS, customers)}
-    for table, fields in _FIELDS.items():
-        if not rows[table]:
+    tables: dict[str, ArrayTable | None] = {"customers": ArrayTable(_columns("customers", customers))}
+    for table in _FIELDS:
+        if rows[table]:
+            columns = _columns(table, rows[table])
+            columns["customer_id"] = np.array(owners[table], dtype=np.int64)  # row positions in `customers`
+            tables[table] = ArrayTable(columns)
+        else:
             tables[table] = None
-            continue
-        frame = _table(table, fields, rows[table])
-        frame._columns["customer_id"] = np.array(owners[table], dtype=np.int64)
-        tables[table] = frame
     return tables
 
 
-def _table(table: str, fields: tuple[str, ...], rows: list[tuple]) -> ArrayTable:
-    """Rows of attribute tuples (the timestamp first) as an `ArrayTable`."""
-    columns = list(zip(*rows, strict=True)) if len(fields) > 1 else [[r] for r in rows]
-    out = {fields[0]: _nanos(columns[0])}
-    for name, values in zip(fields[1:], columns[1:], strict=True):
-        out[name] = _column(values, name in _STR_COLUMNS[table])
-    return ArrayTable(out)
+def _columns(table: str, rows: list[tuple]) -> dict[str, np.ndarray]:
+    """Rows of field tuples (`_GET[table]`, the time first) as numpy columns."""
+    fields = _CUSTOMER_FIELDS if table == "customers" else _FIELDS[table]
+    values = list(zip(*rows, strict=True))
+    out = {fields[0]: _nanos(values[0])}
+    for name, column in zip(fields[1:], values[1:], strict=True):
+        out[name] = _column(column, name in _STR_COLUMNS[table])
+    return out
 
 
 def _groups(records: Sequence[Record], now: datetime) -> dict[datetime, list[int]]:
