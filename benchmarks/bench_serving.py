@@ -213,7 +213,10 @@ def main() -> None:
     parser.add_argument("--no-mlflow", action="store_true", help="measure this API only (a quick look)")
     args = parser.parse_args()
 
+    from training.registry import tracking_uri
+
     env = {**os.environ, "CRM_SCORING_API_KEYS": f"{KEY}:read", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env["MLFLOW_TRACKING_URI"] = tracking_uri()  # both servers on the same registry (the embedded one by default)
     # `mlflow models serve` runs `uvicorn` from PATH: the one next to this interpreter.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     leads = make_leads(max(args.leads, 100))
