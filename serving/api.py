@@ -173,10 +173,7 @@ def create_app(settings: Settings | None = None, loader=scorer.load_model_set) -
         holder = scorer.ModelHolder(loader=loader)
         app.state.models = holder
         await run_in_threadpool(holder.reload)
-        # Everything loaded so far (libraries, models) lives as long as the process: take it out of the cyclic
-        # collector's full passes, which otherwise pause a request for 100+ ms now and then (the p99).
-        gc.collect()
-        gc.freeze()
+        _settle_heap()
         _publish_versions(metrics, holder.current)
         if not holder.current.ready:
             log.warning("serving without all models: %s", holder.current.missing)
@@ -212,6 +209,15 @@ def create_app(settings: Settings | None = None, loader=scorer.load_model_set) -
 
     _routes(app, settings, metrics)
     return app
+
+
+def _settle_heap() -> None:
+    """Take what is loaded now (libraries, models), which lives as long as the process or the model set, out of
+    the cyclic collector's full passes: they otherwise pause a request for 100+ ms now and then (the p99).
+    After a model reload, the previous set's frozen objects are released and collected first."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _publish_versions(metrics: Metrics, models: scorer.ModelSet) -> None:
@@ -434,6 +440,8 @@ def _routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     )
     async def reload_models(request: Request, _: AdminScope):
         swapped, now, errors = await run_in_threadpool(request.app.state.models.reload)
+        if swapped:
+            await run_in_threadpool(_settle_heap)
         metrics.reloads.labels("ok" if swapped else "failed").inc()
         _publish_versions(metrics, now)
         if not swapped:

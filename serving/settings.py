@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=1000, ge=1)
     top_reasons: int = Field(default=3, ge=0, le=10)
     # Scoring requests with at most this many records run inline on the event loop (a single lead takes a
-    # few milliseconds: a thread hop costs more than it saves); larger ones in the threadpool. 0: always
-    # the threadpool. `benchmarks/bench_serving.py` measures both.
+    # few milliseconds), larger ones in the threadpool so that they do not hold up other requests; 0: always
+    # the threadpool. For single leads the two measure about the same (`benchmarks/bench_serving.py`).
     inline_max: int = Field(default=8, ge=0, le=10_000)
 
     @field_validator("api_keys")
