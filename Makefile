@@ -31,3 +31,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_train.py --sizes 10000 100000
 	$(BIN)/python benchmarks/bench_budget.py
 	$(BIN)/python benchmarks/bench_serving.py
+	$(BIN)/python benchmarks/bench_prospects.py

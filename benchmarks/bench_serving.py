@@ -7,6 +7,11 @@ rows already built (its pyfunc takes features), which only favours MLflow. Cells
 API, ...) for `--rounds` rounds; the figures are the medians over rounds. The load generator is a minimal
 asyncio HTTP/1.1 keep-alive client, the same for both servers.
 
+Two more variants of this API answer the questions of how to run it: `api-pool` is a second API process with
+`CRM_SCORING_INLINE_MAX=0` (every scoring request in the threadpool rather than inline on the event loop), and
+`api-0reasons` sends the 100-lead batches with `?top_reasons=0` (scores without reasons, the work MLflow's
+server does; the SHAP contributions behind reasons are most of a batch's time).
+
     .venv/bin/python benchmarks/bench_serving.py --seconds 5 --rounds 3
 """
 
@@ -20,6 +25,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -72,16 +78,18 @@ def make_leads(n: int, seed: int = 0) -> list[dict]:
 
 def mlflow_rows(leads: list[dict]) -> tuple[list[str], list[list]]:
     """The conversion model's feature rows of `leads` (built as the API builds them) for MLflow's server."""
+    import pandas as pd
+
     from serving import scorer
     from serving.schemas import Lead
-    from training.features import build_features
+    from training.features import build_feature_blocks
     from training.registry import configure, load_bundle
 
     configure()
     bundle, _ = load_bundle("crm_conversion")
     records = [Lead.model_validate(lead) for lead in leads]
-    tables, ids = scorer.records_to_tables(records, datetime(2024, 12, 31))
-    frame = build_features(tables, datetime(2024, 12, 31), bundle.spec).reindex(ids)
+    as_of = datetime(2024, 12, 31)
+    frame = build_feature_blocks(scorer.records_to_arrays(records, as_of), pd.Timestamp(as_of), bundle.spec).to_frame()
     cols = list(bundle.spec.columns)
     data = [
         [None if (isinstance(v, float) and np.isnan(v)) else v for v in row] for row in frame[cols].itertuples(False)
@@ -191,85 +199,115 @@ async def load(port: int, payloads: list[bytes], concurrency: int, seconds: floa
 # ------------------------------------------------------------------------------------------------ main
 
 
+def api_server(port: int, env: dict, log: Path) -> subprocess.Popen:
+    code = f"from serving.api import serve; serve('127.0.0.1', {port}, log_level='warning')"
+    return start([sys.executable, "-c", code], f"http://127.0.0.1:{port}/ready", env, log)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per cell and server")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--leads", type=int, default=200, help="distinct leads cycled through")
-    parser.add_argument("--logs", type=Path, default=Path("/tmp"))
+    parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()), help="where the servers log")
+    parser.add_argument("--no-mlflow", action="store_true", help="measure this API only (a quick look)")
     args = parser.parse_args()
 
+    from training.registry import tracking_uri
+
     env = {**os.environ, "CRM_SCORING_API_KEYS": f"{KEY}:read", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    env["MLFLOW_TRACKING_URI"] = tracking_uri()  # both servers on the same registry (the embedded one by default)
     # `mlflow models serve` runs `uvicorn` from PATH: the one next to this interpreter.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     leads = make_leads(max(args.leads, 100))
     cols, rows = mlflow_rows(leads)
-    api_port, ml_port = free_port(), free_port()
-    api = start(
-        [sys.executable, "-c", f"from serving.api import serve; serve('127.0.0.1', {api_port}, log_level='warning')"],
-        f"http://127.0.0.1:{api_port}/ready",
-        env,
-        args.logs / "bench_api.log",
-    )
-    ml = None
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    ports = {"api": free_port(), "api-pool": free_port(), "mlflow": free_port()}
+    procs: dict[str, subprocess.Popen] = {}
     try:
-        mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
-        ml_cmd = [mlflow_bin, "models", "serve", "-m", "models:/crm_conversion@champion", "--env-manager", "local"]
-        ml = start(
-            [*ml_cmd, "-h", "127.0.0.1", "-p", str(ml_port), "-w", "1"],
-            f"http://127.0.0.1:{ml_port}/health",
-            env,
-            args.logs / "bench_mlflow.log",
-        )
+        procs["api"] = api_server(ports["api"], env, args.logs / "bench_api.log")
+        # The same API with every scoring request sent to the threadpool instead of run on the event loop.
+        pool_env = {**env, "CRM_SCORING_INLINE_MAX": "0"}
+        procs["api-pool"] = api_server(ports["api-pool"], pool_env, args.logs / "bench_api_pool.log")
+        if not args.no_mlflow:
+            mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
+            ml_cmd = [mlflow_bin, "models", "serve", "-m", "models:/crm_conversion@champion", "--env-manager", "local"]
+            procs["mlflow"] = start(
+                [*ml_cmd, "-h", "127.0.0.1", "-p", str(ports["mlflow"]), "-w", "1"],
+                f"http://127.0.0.1:{ports['mlflow']}/health",
+                env,
+                args.logs / "bench_mlflow.log",
+            )
         auth = {"X-API-Key": KEY}
 
-        def api_payloads(size: int) -> list[bytes]:
+        def api_payloads(port: int, size: int, query: str = "") -> list[bytes]:
+            path = "/v1/leads/score" + query
             if size == 1:
-                return [request_bytes(api_port, "/v1/leads/score", json.dumps(lead).encode(), auth) for lead in leads]
+                return [request_bytes(port, path, json.dumps(lead).encode(), auth) for lead in leads]
             chunks = [leads[i : i + size] for i in range(0, len(leads) - size + 1, size)]
-            return [request_bytes(api_port, "/v1/leads/score", json.dumps({"leads": c}).encode(), auth) for c in chunks]
+            return [request_bytes(port, path, json.dumps({"leads": c}).encode(), auth) for c in chunks]
 
-        def ml_payloads(size: int) -> list[bytes]:
+        def ml_payloads(port: int, size: int) -> list[bytes]:
             chunks = [rows[i : i + size] for i in range(0, len(rows) - size + 1, size)]
             return [
                 request_bytes(
-                    ml_port, "/invocations", json.dumps({"dataframe_split": {"columns": cols, "data": c}}).encode(), {}
+                    port, "/invocations", json.dumps({"dataframe_split": {"columns": cols, "data": c}}).encode(), {}
                 )
                 for c in chunks
             ]
 
-        cells = [("single c=1", 1, 1), ("single c=16", 1, 16), ("batch100 c=1", 100, 1)]
+        # (cell, lead per request, concurrency, [(variant, server, payload maker)])
+        single = [
+            ("api", "api", lambda size: api_payloads(ports["api"], size)),
+            ("api-pool", "api-pool", lambda size: api_payloads(ports["api-pool"], size)),
+        ]
+        batch = [
+            ("api", "api", lambda size: api_payloads(ports["api"], size)),
+            ("api-0reasons", "api", lambda size: api_payloads(ports["api"], size, "?top_reasons=0")),
+        ]
+        mlflow = [] if args.no_mlflow else [("mlflow", "mlflow", lambda size: ml_payloads(ports["mlflow"], size))]
+        cells = [
+            ("single c=1", 1, 1, single + mlflow),
+            ("single c=16", 1, 16, single + mlflow),
+            ("batch100 c=1", 100, 1, batch + mlflow),
+        ]
         results: dict[tuple[str, str], list[dict]] = {}
         for rnd in range(args.rounds):
-            for name, size, conc in cells:
-                for server, port, payloads in (
-                    ("api", api_port, api_payloads(size)),
-                    ("mlflow", ml_port, ml_payloads(size)),
-                ):
-                    r = asyncio.run(load(port, payloads, conc, args.seconds))
-                    results.setdefault((name, server), []).append(r)
+            for name, size, conc, variants in cells:
+                # Alternate the order from round to round, so that no server always goes first.
+                for variant, server, payloads in variants if rnd % 2 == 0 else variants[::-1]:
+                    r = asyncio.run(load(ports[server], payloads(size), conc, args.seconds))
+                    results.setdefault((name, variant), []).append(r)
                     print(
-                        f"round {rnd + 1} {name:13s} {server:6s} rps {r['rps']:8.1f}  p50 {r['p50']:7.2f} ms  "
+                        f"round {rnd + 1} {name:13s} {variant:12s} rps {r['rps']:8.1f}  p50 {r['p50']:7.2f} ms  "
                         f"p99 {r['p99']:7.2f} ms  errors {r['errors']}",
                         flush=True,
                     )
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print("\nmedians over rounds (rps = requests/s; a batch request holds 100 leads)")
-        print(f"{'cell':14s} {'server':7s} {'rps':>9s} {'p50 ms':>8s} {'p99 ms':>8s}")
-        for name, _, _ in cells:
+        print("api: this API (single leads inline on the event loop); api-pool: every request in the threadpool;")
+        print("api-0reasons: ?top_reasons=0 (scores without reasons, as MLflow answers); mlflow: mlflow models serve")
+        print(f"{'cell':14s} {'variant':13s} {'rps':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}")
+        for name, _, _, variants in cells:
             med = {}
-            for server in ("api", "mlflow"):
-                rs = results[(name, server)]
-                med[server] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99", "errors")}
-                m = med[server]
-                print(f"{name:14s} {server:7s} {m['rps']:9.1f} {m['p50']:8.2f} {m['p99']:8.2f}")
-            print(
-                f"{name:14s} ratio   throughput api/mlflow {med['api']['rps'] / med['mlflow']['rps']:.1f}x, "
-                f"p99 mlflow/api {med['mlflow']['p99'] / med['api']['p99']:.1f}x"
-            )
+            for variant, _, _ in variants:
+                rs = results[(name, variant)]
+                med[variant] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99", "errors")}
+                m = med[variant]
+                print(f"{name:14s} {variant:13s} {m['rps']:9.1f} {m['p50']:8.2f} {m['p99']:8.2f} {m['errors']:7.0f}")
+            for variant, _, _ in variants:
+                if variant != "mlflow" and "mlflow" in med:
+                    ratio = med[variant]["rps"] / med["mlflow"]["rps"]
+                    p99 = med["mlflow"]["p99"] / med[variant]["p99"]
+                    print(f"{name:14s} {variant + '/mlflow':26s} throughput {ratio:.1f}x, p99 mlflow/this {p99:.1f}x")
+            if "api-pool" in med:
+                print(
+                    f"{name:14s} inline vs threadpool: rps {med['api']['rps']:.1f} vs {med['api-pool']['rps']:.1f}, "
+                    f"p99 {med['api']['p99']:.2f} vs {med['api-pool']['p99']:.2f} ms"
+                )
     finally:
-        stop(api)
-        if ml is not None:
-            stop(ml)
+        for proc in procs.values():
+            stop(proc)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ EARLIEST, LATEST = datetime(1970, 1, 2), datetime(2200, 1, 1)
 
 
 def _in_range(ts: datetime) -> datetime:
+    if ts.tzinfo is None and EARLIEST <= ts < LATEST:  # the common case, without a call (thousands a batch)
+        return ts
     if not EARLIEST <= _naive(ts) < LATEST:
         raise ValueError(f"timestamp must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
     return ts

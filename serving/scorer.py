@@ -1,8 +1,9 @@
 """The loaded champion models and the fast scoring path of the API.
 
-A request's leads become tiny versions of the input tables, and `training.features.build_features` turns
-them into feature rows: the very definitions training used, so that the API and `crm-score score` agree to
-the last bit. Prediction runs on numpy arrays with LightGBM at one thread (see `ModelBundle.predict_matrix`).
+A request's leads become tiny versions of the input tables (numpy columns, `ArrayTable`), and
+`training.features.build_feature_blocks` turns them into feature rows: the very definitions training used,
+so that the API and `crm-score score` agree to the last bit, without a pandas DataFrame on the way.
+Prediction runs on numpy arrays with LightGBM at one thread (see `ModelBundle.predict_matrix`).
 Reload builds a complete new `ModelSet` off to the side and swaps one reference, so requests in flight keep
 the set they started with.
 """
@@ -15,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 
 import numpy as np
 import pandas as pd
@@ -22,7 +24,8 @@ import pandas as pd
 from serving.schemas import Record
 from training.bundle import ModelBundle
 from training.config import MODEL_KINDS, REGISTERED_NAMES
-from training.scoring import _features_by_spec, churn_risk, conversion_tier, value_decile
+from training.features import ArrayTable, FeatureBlocks, build_feature_blocks
+from training.scoring import churn_risk, conversion_tier, value_decile
 
 log = logging.getLogger(__name__)
 _EPOCH, _MICROSECOND = datetime(1970, 1, 1), timedelta(microseconds=1)
@@ -110,55 +113,65 @@ def _naive_utc(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo is not None else ts
 
 
-def _times(values: list[datetime]) -> np.ndarray:
-    """Naive-UTC datetime64[us] of datetimes (aware ones converted to UTC), without numpy's slow object path."""
+def _nanos(values: list[datetime]) -> np.ndarray:
+    """Int64 nanoseconds since the epoch, naive UTC (aware datetimes converted), as `ArrayTable` wants them."""
     micros = [((v if v.tzinfo is None else _naive_utc(v)) - _EPOCH) // _MICROSECOND for v in values]
-    return np.array(micros, dtype=np.int64).view("datetime64[us]")
+    return np.array(micros, dtype=np.int64) * 1000
 
 
-def records_to_tables(records: Sequence[Record], as_of: datetime) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """The input tables of `records` (all with the same cutoff) under internal ids that keep their order."""
-    ids = [f"r{i:06d}" for i in range(len(records))]
-    cols: dict[str, dict[str, list]] = {t: defaultdict(list) for t in _STR_COLUMNS}
-    cust = cols["customers"]
+def _column(values: list, text: bool) -> np.ndarray:
+    if text:
+        return np.array(values, dtype=object)
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+_CUSTOMER_FIELDS = ("created_at", "source_channel", "industry", "region", "employees", "annual_revenue")
+_GET = {table: attrgetter(*fields) for table, fields in (("customers", _CUSTOMER_FIELDS), *_FIELDS.items())}
+
+
+def records_to_arrays(records: Sequence[Record], as_of: datetime) -> dict[str, ArrayTable | None]:
+    """The input tables of `records` (all with the same cutoff) as `ArrayTable`s: row i is `records[i]`.
+
+    `training.features.build_feature_blocks` reads them with the very feature definitions training used,
+    without pandas' fixed costs (which are most of the time on a request's few rows).
+    """
     floor = as_of - timedelta(seconds=1)
-    for rid, rec in zip(ids, records, strict=True):
-        created = rec.created_at
-        if created is None:
+    customers = []
+    owners: dict[str, list[int]] = {table: [] for table in _FIELDS}
+    rows: dict[str, list[tuple]] = {table: [] for table in _FIELDS}
+    for i, rec in enumerate(records):
+        row = _GET["customers"](rec)
+        if row[0] is None:  # created_at: the earliest history event, else one second before the cutoff
             stamps = [e.timestamp for e in (*rec.touchpoints, *rec.funnel_events, *rec.orders)]
-            created = min([floor, *(_naive_utc(s) for s in stamps)])
-        cust["customer_id"].append(rid)
-        cust["created_at"].append(created)
-        for name in ("source_channel", "industry", "region", "employees", "annual_revenue"):
-            cust[name].append(getattr(rec, name))
+            row = (min([floor, *(_naive_utc(s) for s in stamps)]), *row[1:])
+        customers.append(row)
         for table, events in (
             ("touchpoints", rec.touchpoints),
             ("funnel_events", rec.funnel_events),
             ("orders", rec.orders),
         ):
-            if not events:
-                continue
-            out = cols[table]
-            out["customer_id"].extend([rid] * len(events))
-            for name in _FIELDS[table]:
-                out[name].extend([getattr(ev, name) for ev in events])
-    tables: dict[str, pd.DataFrame] = {}
-    for table, data in cols.items():
-        if table != "customers" and not data:
+            if events:
+                owners[table].extend([i] * len(events))
+                rows[table].extend(map(_GET[table], events))
+    tables: dict[str, ArrayTable | None] = {"customers": ArrayTable(_columns("customers", customers))}
+    for table in _FIELDS:
+        if rows[table]:
+            columns = _columns(table, rows[table])
+            columns["customer_id"] = np.array(owners[table], dtype=np.int64)  # row positions in `customers`
+            tables[table] = ArrayTable(columns)
+        else:
             tables[table] = None
-            continue
-        frame: dict[str, np.ndarray] = {"customer_id": np.array(data["customer_id"], dtype=object)}
-        time_col = "created_at" if table == "customers" else "timestamp"
-        frame[time_col] = _times(data[time_col])
-        for name, values in data.items():
-            if name in frame:
-                continue
-            if name in _STR_COLUMNS[table]:
-                frame[name] = np.array(values, dtype=object)
-            else:
-                frame[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-        tables[table] = pd.DataFrame(frame, copy=False)
-    return tables, ids
+    return tables
+
+
+def _columns(table: str, rows: list[tuple]) -> dict[str, np.ndarray]:
+    """Rows of field tuples (`_GET[table]`, the time first) as numpy columns."""
+    fields = _CUSTOMER_FIELDS if table == "customers" else _FIELDS[table]
+    values = list(zip(*rows, strict=True))
+    out = {fields[0]: _nanos(values[0])}
+    for name, column in zip(fields[1:], values[1:], strict=True):
+        out[name] = _column(column, name in _STR_COLUMNS[table])
+    return out
 
 
 def _groups(records: Sequence[Record], now: datetime) -> dict[datetime, list[int]]:
@@ -169,16 +182,28 @@ def _groups(records: Sequence[Record], now: datetime) -> dict[datetime, list[int
     return out
 
 
-def _features(models: ModelSet, kinds: Sequence[str], records: Sequence[Record], as_of: datetime):
-    """Feature frames by bundle-spec id for `records` at `as_of`, rows in request order."""
-    tables, ids = records_to_tables(records, as_of)
-    bundles = {k: models.bundles[k] for k in kinds if k in models.bundles}
-    built = _features_by_spec(tables, pd.Timestamp(as_of), bundles)
-    out = {}
-    for kind, bundle in bundles.items():
-        frame = built[id(bundle.spec)]
-        # Every record was created before as_of (validated), so the rows are `ids` already, in order.
-        out[kind] = frame if len(frame) == len(ids) else frame.reindex(ids)
+def feature_rows(
+    models: ModelSet, kinds: Sequence[str], records: Sequence[Record], as_of: datetime
+) -> dict[str, FeatureBlocks]:
+    """The feature rows of `records` at `as_of` for each loaded model of `kinds`, in request order.
+
+    One build per distinct feature spec (the models usually share one).
+    """
+    tables = records_to_arrays(records, as_of)
+    cutoff = pd.Timestamp(as_of)
+    out: dict[str, FeatureBlocks] = {}
+    built: list[tuple] = []
+    for kind in kinds:
+        bundle = models.bundles.get(kind)
+        if bundle is None:
+            continue
+        for spec, blocks in built:
+            if spec is bundle.spec or spec == bundle.spec:
+                out[kind] = blocks
+                break
+        else:
+            out[kind] = build_feature_blocks(tables, cutoff, bundle.spec)
+            built.append((bundle.spec, out[kind]))
     return out
 
 
@@ -195,15 +220,12 @@ def score_leads(models: ModelSet, leads: Sequence[Record], top: int = 3) -> list
     out: list[dict | None] = [None] * len(leads)
     for as_of, positions in _groups(leads, now).items():
         group = [leads[i] for i in positions]
-        frames = _features(models, ("conversion", "clv"), group, as_of)
-        x = models.bundles["conversion"].matrix(frames["conversion"])
+        rows = feature_rows(models, ("conversion", "clv"), group, as_of)
+        x = conv.matrix(rows["conversion"])
         prob = conv.predict_matrix(x)
         tiers = conversion_tier(prob, conv.metadata["tier_thresholds"])
-        reasons = conv.reasons(frames["conversion"], x, top) if top else [[] for _ in group]
-        if clv is not None:
-            value = clv.predict_matrix(models.bundles["clv"].matrix(frames["clv"]))
-        else:
-            value = np.full(len(group), np.nan)
+        reasons = conv.reasons(rows["conversion"], x, top) if top else [[] for _ in group]
+        value = clv.predict_matrix(clv.matrix(rows["clv"])) if clv is not None else np.full(len(group), np.nan)
         for j, i in enumerate(positions):
             out[i] = {
                 "customer_id": leads[i].customer_id,
@@ -228,11 +250,11 @@ def score_existing_customers(models: ModelSet, customers: Sequence[Record], top:
     out: list[dict | None] = [None] * len(customers)
     for as_of, positions in _groups(customers, now).items():
         group = [customers[i] for i in positions]
-        frames = _features(models, ("churn", "clv"), group, as_of)
+        rows = feature_rows(models, ("churn", "clv"), group, as_of)
         results = {}
         for kind, bundle in (("churn", churn), ("clv", clv)):
-            x = models.bundles[kind].matrix(frames[kind])
-            reasons = models.bundles[kind].reasons(frames[kind], x, top) if top else None
+            x = bundle.matrix(rows[kind])
+            reasons = bundle.reasons(rows[kind], x, top) if top else None
             results[kind] = (bundle.predict_matrix(x), reasons)
         # Churn is defined for buyers only (at least one order before as_of), as in training.
         buyer = [any(_naive_utc(o.timestamp) < as_of for o in rec.orders) for rec in group]

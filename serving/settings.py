@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_page_size: int = Field(default=1000, ge=1)
     top_reasons: int = Field(default=3, ge=0, le=10)
+    # Scoring requests with at most this many records run inline on the event loop (a single lead takes a
+    # few milliseconds), larger ones in the threadpool so that they do not hold up other requests; 0: always
+    # the threadpool. For single leads the two measure about the same (`benchmarks/bench_serving.py`).
+    inline_max: int = Field(default=8, ge=0, le=10_000)
 
     @field_validator("api_keys")
     @classmethod

@@ -108,7 +108,8 @@ def write_prospects(scores: pd.DataFrame, db_path: str | os.PathLike | None = No
                 con.execute(f"CREATE INDEX ix_{key_name} ON prospects ({key} DESC, customer_id)")
                 for col in FILTER_COLUMNS:
                     con.execute(f"CREATE INDEX ix_{col}_{key_name} ON prospects ({col}, {key} DESC, customer_id)")
-            con.execute("CREATE INDEX ix_min_score ON prospects (conversion_score)")
+            # Covering for the few-rows path of `min_score`: candidates are sorted without reading their rows.
+            con.execute("CREATE INDEX ix_min_score ON prospects (conversion_score, ev_key, customer_id)")
             meta = {"scored_at": datetime.now(UTC).isoformat(timespec="seconds"), "rows": str(len(frame))}
             con.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
             con.execute("ANALYZE")
@@ -182,6 +183,30 @@ def connect(db_path: str | os.PathLike) -> sqlite3.Connection:
 
 def query_prospects(db_path: str | os.PathLike, q: ProspectQuery) -> dict:
     """One page of the ranked list: {items, next_cursor, scored_at}; ties by `customer_id`, ascending."""
+    if q.cursor:
+        decode_cursor(q.cursor, q.order)  # a bad cursor is the caller's error, whether or not a store exists
+    con = connect(db_path)
+    try:
+        sql, args = page_sql(con, q)
+        rows = con.execute(sql, args).fetchall()
+        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    finally:
+        con.close()
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    items = []
+    for row in rows:
+        item = {c: row[c] for c in COLUMNS}
+        item["stalled"] = bool(item["stalled"])
+        item["top_reasons"] = json.loads(item["top_reasons"]) if item["top_reasons"] else {}
+        items.append(item)
+    last = rows[-1] if rows else None
+    cursor = encode_cursor(q.order, last["rank_key"], last["customer_id"]) if more and last else None
+    return {"items": items, "next_cursor": cursor, "scored_at": meta.get("scored_at")}
+
+
+def page_sql(con: sqlite3.Connection, q: ProspectQuery) -> tuple[str, list]:
+    """The SELECT of one page (one row more than the page, to know whether another follows) and its arguments."""
     key = ORDER_KEYS[q.order]
     where, args = [], []
     for col, value in (
@@ -204,33 +229,15 @@ def query_prospects(db_path: str | os.PathLike, q: ProspectQuery) -> dict:
         after_key, after_id = decode_cursor(q.cursor, q.order)
         where.append(f"{key} <= ? AND ({key} < ? OR customer_id > ?)")
         args += [after_key, after_key, after_id]
-    con = connect(db_path)
-    try:
-        table = "prospects"
-        if q.min_score is not None and q.order == "expected_value" and _few_with_score(con, q.min_score):
-            # Few rows reach the score: read them through the score index and sort, rather than walk the
-            # ranking index past every lower-scored row.
-            table = "prospects INDEXED BY ix_min_score"
-        sql = f"SELECT {', '.join(COLUMNS)}, {key} AS rank_key FROM {table}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY {key} DESC, customer_id LIMIT ?"
-        args.append(q.limit + 1)
-        rows = con.execute(sql, args).fetchall()
-        meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-    finally:
-        con.close()
-    more = len(rows) > q.limit
-    rows = rows[: q.limit]
-    items = []
-    for row in rows:
-        item = {c: row[c] for c in COLUMNS}
-        item["stalled"] = bool(item["stalled"])
-        item["top_reasons"] = json.loads(item["top_reasons"]) if item["top_reasons"] else {}
-        items.append(item)
-    last = rows[-1] if rows else None
-    cursor = encode_cursor(q.order, last["rank_key"], last["customer_id"]) if more and last else None
-    return {"items": items, "next_cursor": cursor, "scored_at": meta.get("scored_at")}
+    select = f"SELECT {', '.join(COLUMNS)}, {key} AS rank_key FROM prospects"
+    order = f" ORDER BY {key} DESC, customer_id"
+    if q.min_score is not None and q.order == "expected_value" and _few_with_score(con, q.min_score):
+        # Few rows reach the score: rank them through the (covering) score index and read only the page's
+        # rows, rather than walk the ranking index past every lower-scored row.
+        page = f"SELECT customer_id FROM prospects INDEXED BY ix_min_score WHERE {' AND '.join(where)}{order} LIMIT ?"
+        return f"{select} WHERE customer_id IN ({page}){order}", [*args, q.limit + 1]
+    sql = select + (" WHERE " + " AND ".join(where) if where else "") + order + " LIMIT ?"
+    return sql, [*args, q.limit + 1]
 
 
 def _few_with_score(con: sqlite3.Connection, min_score: int, few: int = 20_000) -> bool:

@@ -5,17 +5,19 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
+import sqlite3
 
 import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from serving import scorer
+from serving import scorer, store
 from serving.api import create_app
 from serving.settings import Settings
 from serving.store import write_prospects
-from training.dataset import eligible_ids
+from training.features import build_features
 from training.registry import load_champions
 from training.scoring import score_customers
 
@@ -350,6 +352,56 @@ def test_prospects_csv_and_errors(client):
     assert client.get("/v1/prospects", params={"tier": "Z"}, headers=READ).status_code == 422
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        {},
+        {"order": "probability"},
+        {"tier": "A"},
+        {"source_channel": "event", "stalled": True},
+        {"current_stage": "sql"},
+        {"region": "west", "industry": "software"},
+        {"stalled": False, "order": "probability"},
+    ],
+    ids=["first", "by-probability", "tier", "channel-stalled", "stage", "region-industry", "not-stalled"],
+)
+def test_prospect_pages_read_an_index_in_order(prospects_db, query):
+    """Every page shape walks a ranking index in order (no full scan, no sort), first pages and deep ones alike."""
+    con = sqlite3.connect(prospects_db)
+    try:
+        first = store.ProspectQuery(**query, limit=20)
+        page = store.query_prospects(prospects_db, first)
+        assert page["next_cursor"]
+        for q in (first, store.ProspectQuery(**query, limit=20, cursor=page["next_cursor"])):
+            sql, args = store.page_sql(con, q)
+            steps = [row[-1] for row in con.execute("EXPLAIN QUERY PLAN " + sql, args)]
+            assert len(steps) == 1 and "USING INDEX ix_" in steps[0], steps
+            assert "TEMP B-TREE" not in steps[0], steps
+            filters = [{"tier": "conversion_tier"}.get(k, k) for k in query if k != "order"]
+            if filters:  # an equality on a filter column leads the index: only matching rows are read
+                assert steps[0].startswith("SEARCH") and any(f"({c}=?" in steps[0] for c in filters), steps
+            if q.cursor:  # and the cursor starts a range of the ranking key within it
+                assert "_key<?" in steps[0], steps
+    finally:
+        con.close()
+
+
+def test_few_high_scores_page_through_the_covering_score_index(prospects_db, batch_scores):
+    """`min_score` reached by few leads: candidates are ranked inside the score index, the page read by id."""
+    leads = batch_scores[batch_scores["conversion_probability"].notna()]
+    score = int(leads["conversion_score"].quantile(0.9))
+    con = sqlite3.connect(prospects_db)
+    try:
+        sql, args = store.page_sql(con, store.ProspectQuery(min_score=score, limit=10))
+        steps = " | ".join(row[-1] for row in con.execute("EXPLAIN QUERY PLAN " + sql, args))
+    finally:
+        con.close()
+    assert "COVERING INDEX ix_min_score" in steps and "(customer_id=?)" in steps, steps
+    items = store.query_prospects(prospects_db, store.ProspectQuery(min_score=score, limit=1000))["items"]
+    expect = leads[leads["conversion_score"] >= score].sort_values(["expected_value", "customer_id"], ascending=[0, 1])
+    assert [i["customer_id"] for i in items] == list(expect["customer_id"])[:1000]
+
+
 def test_prospects_missing_store(use_store, champions, tmp_path):
     with TestClient(create_app(_settings(tmp_path / "none.db"), loader=lambda: champions)) as c:
         r = c.get("/v1/prospects", headers=READ)
@@ -359,64 +411,132 @@ def test_prospects_missing_store(use_store, champions, tmp_path):
 # --------------------------------------------------------------------------------------------- parity
 
 
-def _history(frame: pd.DataFrame | None, cid: str, columns: list[str]) -> list[dict]:
-    if frame is None:
-        return []
-    rows = frame[frame["customer_id"] == cid]
-    out = []
-    for rec in rows[[c for c in columns if c in rows.columns]].to_dict("records"):
-        item = {}
-        for k, v in rec.items():
-            if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
-                continue
-            item[k] = v.isoformat() if isinstance(v, pd.Timestamp) else v
-        out.append(item)
-    return out
+HISTORY = {
+    "touchpoints": ["timestamp", "channel", "interaction", "campaign_id", "cost", "satisfaction"],
+    "funnel_events": ["timestamp", "stage"],
+    "orders": ["timestamp", "order_id", "amount", "channel", "product_category"],
+}
 
 
-def _request(tables: dict, cid: str) -> dict:
-    cust = tables["customers"].set_index("customer_id").loc[cid]
-    body = {"customer_id": cid, "created_at": cust["created_at"].isoformat(), "as_of": AS_OF.isoformat()}
-    for col in ("source_channel", "industry", "region", "employees", "annual_revenue"):
-        if not pd.isna(cust[col]):
-            body[col] = cust[col] if isinstance(cust[col], str) else float(cust[col])
-    body["touchpoints"] = _history(
-        tables.get("touchpoints"), cid, ["timestamp", "channel", "interaction", "campaign_id", "cost", "satisfaction"]
-    )
-    body["funnel_events"] = _history(tables.get("funnel_events"), cid, ["timestamp", "stage"])
-    body["orders"] = _history(
-        tables.get("orders"), cid, ["timestamp", "order_id", "amount", "channel", "product_category"]
-    )
-    return body
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and np.isnan(v))
 
 
-def test_parity_with_batch_scoring(client, tables, batch_scores):
-    rng = np.random.default_rng(0)
-    leads = eligible_ids("conversion", tables, AS_OF)
-    buyers = eligible_ids("churn", tables, AS_OF)
-    lead_ids = list(rng.choice(np.asarray(leads, dtype=object), size=min(100, len(leads)), replace=False))
-    buyer_ids = list(rng.choice(np.asarray(buyers, dtype=object), size=min(100, len(buyers)), replace=False))
-    batch = batch_scores.set_index("customer_id")
+def _requests(tables: dict, ids: list[str]) -> list[dict]:
+    """Request bodies of customers `ids` from the export's rows (every field the tables hold, in table order)."""
+    wanted = set(ids)
+    history: dict[str, dict[str, list]] = {}
+    for name, columns in HISTORY.items():
+        per: dict[str, list] = {cid: [] for cid in ids}
+        frame = tables.get(name)
+        if frame is not None:
+            rows = frame[frame["customer_id"].isin(wanted)]
+            for rec in rows[["customer_id", *[c for c in columns if c in rows.columns]]].to_dict("records"):
+                cid = rec.pop("customer_id")
+                per[cid].append(
+                    {k: v.isoformat() if isinstance(v, pd.Timestamp) else v for k, v in rec.items() if not _missing(v)}
+                )
+        history[name] = per
+    customers = tables["customers"].set_index("customer_id")
+    bodies = []
+    for cid in ids:
+        cust = customers.loc[cid]
+        body = {"customer_id": cid, "created_at": cust["created_at"].isoformat(), "as_of": AS_OF.isoformat()}
+        for col in ("source_channel", "industry", "region", "employees", "annual_revenue"):
+            if not _missing(cust[col]):
+                body[col] = cust[col] if isinstance(cust[col], str) else float(cust[col])
+        bodies.append({**body, **{name: history[name][cid] for name in HISTORY}})
+    return bodies
 
-    body = {"leads": [_request(tables, cid) for cid in lead_ids]}
-    r = client.post("/v1/leads/score", json=body, headers=READ)
-    assert r.status_code == 200, r.text[:500]
-    got = pd.DataFrame(r.json()["scores"]).set_index("customer_id")
-    want = batch.loc[lead_ids]
-    np.testing.assert_allclose(got["conversion_probability"], want["conversion_probability"], rtol=0, atol=1e-9)
-    np.testing.assert_allclose(got["expected_value"], want["expected_value"], rtol=1e-9, atol=1e-9)
-    assert list(got["conversion_tier"]) == list(want["conversion_tier"])
-    assert list(got["conversion_score"]) == [int(s) for s in want["conversion_score"]]
 
-    body = {"customers": [_request(tables, cid) for cid in buyer_ids]}
-    r = client.post("/v1/customers/score", json=body, headers=READ)
-    assert r.status_code == 200, r.text[:500]
-    got = pd.DataFrame(r.json()["scores"]).set_index("customer_id")
-    want = batch.loc[buyer_ids]
-    np.testing.assert_allclose(got["churn_probability"], want["churn_probability"], rtol=0, atol=1e-9)
-    np.testing.assert_allclose(got["expected_clv"], want["expected_clv"], rtol=1e-9, atol=1e-9)
-    assert list(got["churn_risk"]) == list(want["churn_risk"])
-    assert list(got["value_decile"]) == [int(d) for d in want["value_decile"]]
+@pytest.fixture(scope="module")
+def batch_features(champions, tables):
+    """The batch path's feature rows (`build_features` over the whole export), by model kind."""
+    return {kind: build_features(tables, AS_OF, b.spec) for kind, b in champions.bundles.items()}
+
+
+def test_parity_with_batch_scoring(client, champions, tables, batch_scores, batch_features, monkeypatch):
+    """1,000 customers sent to the API as requests get the batch path's feature rows and scores (to 1e-9).
+
+    The feature rows are the ones the API itself built while answering (captured from `scorer.feature_rows`),
+    compared with `build_features` over the whole export; the scores, tiers, deciles and reasons are the API's
+    answers, compared with `crm-score score`'s (`training.scoring.score_customers`).
+    """
+    customers = tables["customers"]
+    known = customers.loc[customers["created_at"] < AS_OF, "customer_id"].astype(str)
+    ids = sorted(np.random.default_rng(0).choice(known.to_numpy(dtype=object), size=1000, replace=False))
+    bodies = _requests(tables, ids)
+    assert sum(bool(b["orders"]) for b in bodies) > 100 and sum(bool(b["touchpoints"]) for b in bodies) > 500
+    captured: list[dict] = []
+    real = scorer.feature_rows
+
+    def spy(*args, **kwargs):
+        captured.append(real(*args, **kwargs))
+        return captured[-1]
+
+    monkeypatch.setattr(scorer, "feature_rows", spy)
+    leads = client.post("/v1/leads/score", json={"leads": bodies}, headers=READ)
+    assert leads.status_code == 200, leads.text[:500]
+    custs = client.post("/v1/customers/score", json={"customers": bodies}, headers=READ)
+    assert custs.status_code == 200, custs.text[:500]
+
+    # Feature rows: every model's, from both routes, equal to the batch path's.
+    assert len(captured) == 2
+    checked = set()
+    for rows in captured:
+        for kind, blocks in rows.items():
+            want = batch_features[kind].loc[ids]
+            got = blocks.to_frame()
+            assert list(got.columns) == list(want.columns)
+            numeric = list(blocks.numeric_columns)
+            np.testing.assert_allclose(
+                got[numeric].to_numpy(float), want[numeric].to_numpy(float), rtol=1e-9, atol=1e-9
+            )
+            for col in blocks.categorical_columns:
+                assert list(got[col]) == list(want[col]), col
+            checked.add(kind)
+    assert checked == {"conversion", "churn", "clv"}
+
+    batch = batch_scores.set_index("customer_id").loc[ids]
+    got = pd.DataFrame(leads.json()["scores"]).set_index("customer_id")
+    assert list(got.index) == ids
+    open_lead = batch["conversion_probability"].notna()
+    assert open_lead.sum() > 100
+    want = batch[open_lead]
+    np.testing.assert_allclose(got.loc[open_lead, "conversion_probability"], want["conversion_probability"], atol=1e-9)
+    assert list(got.loc[open_lead, "conversion_tier"]) == list(want["conversion_tier"])
+    assert list(got.loc[open_lead, "conversion_score"]) == [int(s) for s in want["conversion_score"]]
+    valued = batch["expected_clv"].notna()  # the CLV model's population (the API values anyone it is sent)
+    assert valued.sum() > 200
+    np.testing.assert_allclose(got.loc[valued, "expected_value"], batch.loc[valued, "expected_value"], rtol=1e-9)
+    for cid, reasons in got.loc[open_lead, "reasons"].items():
+        expect = json.loads(batch.at[cid, "top_reasons"])["conversion"]
+        assert [(r["feature"], r["contribution"]) for r in reasons] == [
+            (r["feature"], r["contribution"]) for r in expect
+        ], cid
+
+    got = pd.DataFrame(custs.json()["scores"]).set_index("customer_id")
+    buyer = batch["churn_probability"].notna()
+    assert buyer.sum() > 100
+    np.testing.assert_allclose(got.loc[buyer, "churn_probability"], batch.loc[buyer, "churn_probability"], atol=1e-9)
+    assert got.loc[~buyer, "churn_probability"].isna().all()
+    assert list(got.loc[buyer, "churn_risk"]) == list(batch.loc[buyer, "churn_risk"])
+    np.testing.assert_allclose(got.loc[valued, "expected_clv"], batch.loc[valued, "expected_clv"], rtol=1e-9)
+    assert list(got.loc[valued, "value_decile"]) == [int(d) for d in batch.loc[valued, "value_decile"]]
+
+
+def test_reasons_per_request_and_threadpool(use_store, champions, prospects_db):
+    """`?top_reasons=` overrides the setting (0: none); with `inline_max=0` every request goes to the threadpool."""
+    app = create_app(_settings(prospects_db, inline_max=0), loader=lambda: champions)
+    with TestClient(app) as c:
+        full = c.post("/v1/leads/score", json=LEAD, headers=READ).json()
+        none = c.post("/v1/leads/score", params={"top_reasons": 0}, json=LEAD, headers=READ).json()
+        one = c.post("/v1/customers/score", params={"top_reasons": 1}, json=CUSTOMER, headers=READ).json()
+        bad = c.post("/v1/leads/score", params={"top_reasons": 11}, json=LEAD, headers=READ)
+    assert 0 < len(full["reasons"]) <= 6 and none["reasons"] == []
+    assert none["conversion_probability"] == full["conversion_probability"]
+    assert all(len(r) <= 2 for r in one["reasons"].values()) and one["reasons"]["clv"]
+    assert bad.status_code == 422 and "top_reasons" in bad.text
 
 
 def test_load_champions_is_the_registry_api(use_store):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 
-from training.features import FeatureSpec, feature_labels
+from training.features import FeatureBlocks, FeatureSpec, feature_labels
 
 
 class CategoryEncoder:
@@ -98,12 +98,14 @@ class ModelBundle:
         state.pop("_layout_cache", None)
         return state
 
-    def matrix(self, features: pd.DataFrame) -> np.ndarray:
+    def matrix(self, features: pd.DataFrame | FeatureBlocks) -> np.ndarray:
         """The model's float matrix: numeric columns as they are, categoricals as codes (unseen -> NaN).
 
         Built without a pandas call per column: on the API's one-row path that is most of the cost.
         """
         lay = self._layout()
+        if isinstance(features, FeatureBlocks):
+            return self._matrix_of_blocks(features, lay)
         out = np.empty((len(features), len(self.spec.columns)), dtype=np.float64)
         numeric = lay["numeric"]
         k = len(numeric)
@@ -115,6 +117,16 @@ class ModelBundle:
         out[:, lay["numeric_pos"]] = block.to_numpy(dtype=np.float64, na_value=np.nan)
         for j, col, codes in lay["categorical"]:
             out[:, j] = [codes.get(v, np.nan) if isinstance(v, str) else np.nan for v in features[col].to_numpy()]
+        return out
+
+    def _matrix_of_blocks(self, blocks: FeatureBlocks, lay: dict) -> np.ndarray:
+        """The matrix of `build_feature_blocks` rows (numeric columns in spec order, then the categoricals)."""
+        if not blocks.numeric_columns.equals(lay["numeric_index"]):
+            raise ValueError("feature blocks built with another feature spec")
+        out = np.empty((len(blocks.numeric), len(self.spec.columns)), dtype=np.float64)
+        out[:, lay["numeric_pos"]] = blocks.numeric
+        for i, (j, _, codes) in enumerate(lay["categorical"]):
+            out[:, j] = [codes.get(v, np.nan) if isinstance(v, str) else np.nan for v in blocks.categorical[:, i]]
         return out
 
     def predict_matrix(self, x: np.ndarray) -> np.ndarray:
@@ -150,19 +162,32 @@ class ModelBundle:
         """Every booster as text, to compare two fits exactly."""
         return tuple(b.model_to_string() for b in (self.booster, self.value_booster) if b is not None)
 
-    def reasons(self, features: pd.DataFrame, x: np.ndarray | None = None, top: int = 3) -> list[list[dict]]:
+    def reasons(
+        self, features: pd.DataFrame | FeatureBlocks, x: np.ndarray | None = None, top: int = 3
+    ) -> list[list[dict]]:
         """The `top` strongest positive and negative contributions per row, in plain words."""
         x = self.matrix(features) if x is None else x
         lay = self._layout()
         contrib = self.contributions(x)
         columns = self.spec.columns
-        raw = {j: features[c].to_numpy() for j, c, _ in lay["categorical"]}
+        if isinstance(features, FeatureBlocks):
+            raw = {j: features.categorical[:, i] for i, (j, _, _) in enumerate(lay["categorical"])}
+        else:
+            raw = {j: features[c].to_numpy() for j, c, _ in lay["categorical"]}
+        orders = np.argsort(-np.abs(contrib), axis=1)  # row by row, as np.argsort of each row
         out = []
         for i in range(len(x)):
-            row = contrib[i]
-            order = np.argsort(-np.abs(row))
-            pos = [j for j in order if row[j] > 0][:top]
-            neg = [j for j in order if row[j] < 0][:top]
+            row = contrib[i].tolist()
+            pos: list[int] = []
+            neg: list[int] = []
+            for j in orders[i].tolist():  # by |contribution|, largest first: stop at the first zero
+                c = row[j]
+                if c > 0 and len(pos) < top:
+                    pos.append(j)
+                elif c < 0 and len(neg) < top:
+                    neg.append(j)
+                if c == 0 or (len(pos) >= top and len(neg) >= top):
+                    break
             chosen = sorted(pos + neg, key=lambda j: -abs(row[j]))
             out.append([_reason(columns[j], raw[j][i] if j in raw else x[i, j], row[j], lay["labels"]) for j in chosen])
         return out
