@@ -69,6 +69,9 @@ CUSTOMER_LIFE = (
     "customer_silence_expected_touches",
     "repeat_order_rate",
 )
+# Engagement as a lead: touches a day in the current funnel stage (a stalled lead goes quiet) and before
+# the first order (how keen the account was while it was being sold to).
+LEAD_LIFE = ("stage_touch_rate", "lead_touch_rate")
 
 DAY_NS = 86_400 * 10**9
 _NAT = np.iinfo(np.int64).min
@@ -204,7 +207,7 @@ def _layout(
         *order_channel_share,
         "distinct_categories",
     )
-    attributes = (*ATTRIBUTE_CATEGORICAL, *ATTRIBUTE_NUMERIC, "account_age_days", *DERIVED, *CUSTOMER_LIFE)
+    attributes = (*ATTRIBUTE_CATEGORICAL, *ATTRIBUTE_NUMERIC, "account_age_days", *DERIVED, *CUSTOMER_LIFE, *LEAD_LIFE)
     categorical = ("first_touch_channel", "last_touch_channel", "current_stage", *ATTRIBUTE_CATEGORICAL)
     # Model order: numeric features family by family, then the categorical ones.
     columns = (*(c for c in (*channel, *funnel, *purchase, *attributes) if c not in categorical), *categorical)
@@ -323,6 +326,8 @@ def feature_labels(spec: FeatureSpec) -> dict[str, str]:
             "customer_tickets_per_year": "{value:.1f} service tickets a year since the first order",
             "customer_silence_expected_touches": "silent for as long as {value:.1f} of its usual touches",
             "repeat_order_rate": "{value:.1f} repeat orders a year",
+            "stage_touch_rate": "{value:.2f} touches a day in the current funnel stage",
+            "lead_touch_rate": "{value:.2f} touches a day as a lead",
         }
     )
     return {c: labels[c] for c in lay.columns}
@@ -722,6 +727,8 @@ def _funnel_features(
     in_stage = np.full(n, np.nan)
     in_stage[who] = (as_of - t[start_of[last]]) / DAY_NS
     out["days_in_stage"] = in_stage
+    out["_stage_start_age"] = np.zeros(n, np.int64)  # int64 ns; 0: no funnel events (nothing is newer)
+    out["_stage_start_age"][who] = as_of - t[start_of[last]]
     typical = np.array([spec.typical_stage_days.get(s, np.nan) for s in stages] + [np.nan], dtype=float)
     typical = np.where(typical > 0, typical, np.nan)
     open_stage = has & (current >= 0) & (current != won)
@@ -832,6 +839,20 @@ def _customer_life_features(touches: _Events, first_order_age: np.ndarray, cols:
             "customer_silence_expected_touches": rate * cols["days_since_last_touch"],
             # Orders after the first one (which only marks the win) per year of tenure.
             "repeat_order_rate": (cols["orders_total"] - 1.0) / np.maximum(tenure, 30.0) * 365.0,
+        }
+    return {k: np.where(np.isfinite(v), v, np.nan) for k, v in out.items()}
+
+
+def _lead_life_features(touches: _Events, stage_start_age: np.ndarray, first_order_age: np.ndarray, cols: dict):
+    """Touches a day since entering the current funnel stage, and before the first order (or the cutoff)."""
+    n = len(stage_start_age)
+    in_stage = _count(touches.cust[touches.age <= stage_start_age[touches.cust]], n)
+    before_order = _count(touches.cust[touches.age > first_order_age[touches.cust]], n)
+    as_lead = cols["account_age_days"] - np.nan_to_num(cols["days_since_first_order"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = {
+            "stage_touch_rate": in_stage / np.maximum(cols["days_in_stage"], 1.0),
+            "lead_touch_rate": before_order / np.maximum(as_lead, 1.0),
         }
     return {k: np.where(np.isfinite(v), v, np.nan) for k, v in out.items()}
 
@@ -968,7 +989,9 @@ def build_feature_blocks(
     cols.update(_funnel_features(fn, n, cutoff, created, spec, lay))
     cols.update(_purchase_features(_Events(tables.get("orders"), index, cutoff), n, spec, lay))
     cols.update(_attribute_features(customers, rows, cutoff, created))
-    cols.update(_customer_life_features(touches, cols.pop("_first_order_age"), cols))
+    first_order_age = cols.pop("_first_order_age")
+    cols.update(_customer_life_features(touches, first_order_age, cols))
+    cols.update(_lead_life_features(touches, cols.pop("_stage_start_age"), first_order_age, cols))
     no_orders = (cols["orders_total"] + cols["refunds_total"]) == 0  # any order row, as labels.buyers reads it
     cols["is_open_lead"] = (cols.pop("_open_stage") & no_orders).astype(float)
     cols.update(_derived_features(cols, pd.Timestamp(cutoff)))
