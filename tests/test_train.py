@@ -177,6 +177,9 @@ def test_a_worse_challenger_does_not_replace_the_champion(tables, sim_dir, tmp_p
     decision = summary.decisions["churn"]
     assert decision["promoted"] is False and decision["reason"] == "worse than the champion"
     assert decision["champion_figure"] > decision["new_figure"]
+    # The champion learnt from this holdout's labels: its own holdout figure stands in for it.
+    assert decision["champion_figure_source"] == "its own holdout (it has seen this one)"
+    assert decision["champion_figure"] == pytest.approx(first.outcome.results["churn"].metrics["roc_auc"], abs=1e-6)
     client = MlflowClient()
     assert str(client.get_model_version_by_alias("crm_churn", "challenger").version) == decision["version"]
     assert (
@@ -190,3 +193,9 @@ def test_a_worse_challenger_does_not_replace_the_champion(tables, sim_dir, tmp_p
     run = client.get_run(decision["run_id"])
     assert run.data.params["promotion.reason"] == "worse than the champion"
     json.dumps(decision)  # the decision is plain data
+    # Four months on, the holdout's labels all come after the champion's cutoff: it is scored there.
+    from training.contract import load_tables
+
+    later = AS_OF + pd.Timedelta(days=120)
+    newer = run_training(load_tables(sim_dir, as_of=later), later, FAST, kinds=("churn",), data_dir=str(sim_dir))
+    assert newer.decisions["churn"]["champion_figure_source"] == "this holdout"
