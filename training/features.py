@@ -322,12 +322,12 @@ def feature_labels(spec: FeatureSpec) -> dict[str, str]:
             "cutoff_season_sin": "time of year",
             "cutoff_season_cos": "time of year",
             "customer_touches": "{value:.0f} touches since the first order",
-            "customer_touch_rate": "{value:.2f} touches a day since the first order",
+            "customer_touch_rate": "{value:.2g} touches a day since the first order",
             "customer_tickets_per_year": "{value:.1f} service tickets a year since the first order",
-            "customer_silence_expected_touches": "silent for as long as {value:.1f} of its usual touches",
+            "customer_silence_expected_touches": "silent for as long as {value:.2g} of its usual touches",
             "repeat_order_rate": "{value:.1f} repeat orders a year",
-            "stage_touch_rate": "{value:.2f} touches a day in the current funnel stage",
-            "lead_touch_rate": "{value:.2f} touches a day as a lead",
+            "stage_touch_rate": "{value:.2g} touches a day in the current funnel stage",
+            "lead_touch_rate": "{value:.2g} touches a day as a lead",
         }
     )
     return {c: labels[c] for c in lay.columns}
