@@ -32,8 +32,20 @@ def test_score_writes_one_row_per_customer_with_the_contract_columns(use_store, 
 
 
 def test_score_refuses_a_horizon_the_champion_was_not_trained_for(use_store, sim_dir, tmp_path):
-    result = runner.invoke(app, ["score", "--data", str(sim_dir), "--as-of", "2024-12-31",
-                                 "--out", str(tmp_path / "s.csv"), "--churn-horizon-days", "30"])
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "--data",
+            str(sim_dir),
+            "--as-of",
+            "2024-12-31",
+            "--out",
+            str(tmp_path / "s.csv"),
+            "--churn-horizon-days",
+            "30",
+        ],
+    )
     assert result.exit_code == 2
     assert "90-day horizon, not 30 days" in result.output
 
@@ -54,8 +66,11 @@ def test_budget_json_advice_passes_the_independent_judge(use_store, sim_dir, tmp
     assert {"channel", "current_spend", "recommended_spend"} <= set(advice["channels"][0])
     advice_file = tmp_path / "advice.json"
     advice_file.write_text(result.output)
-    judged = subprocess.run([sys.executable, str(JUDGES / "judge_budget.py"), str(sim_dir), str(advice_file),
-                             "--need", "0.5"], capture_output=True, text=True)
+    judged = subprocess.run(
+        [sys.executable, str(JUDGES / "judge_budget.py"), str(sim_dir), str(advice_file), "--need", "0.5"],
+        capture_output=True,
+        text=True,
+    )
     assert "in bounds True, same total True" in judged.stdout, judged.stdout + judged.stderr
     assert judged.returncode == 0, judged.stdout
 

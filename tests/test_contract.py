@@ -35,50 +35,74 @@ def ts(*values: str) -> pd.Series:
 
 def valid_tables() -> dict[str, pd.DataFrame]:
     """A small, valid CRM export in the dtypes read_table returns."""
-    customers = pd.DataFrame({
-        "customer_id": pd.Series(["C1", "C2", "C3", "C4", "C5", "C6"], dtype="str"),
-        "created_at": ts("2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-02-01", "2024-03-01"),
-        "source_channel": pd.Series(["search", "social", "email", "event", None, "referral"], dtype="str"),
-        "industry": pd.Series(["retail", "finance", None, "software", "retail", "finance"], dtype="str"),
-        "region": pd.Series(["north", "south", "east", "west", "NA", "north"], dtype="str"),
-        "employees": [10.0, 250.0, np.nan, 40.0, 5.0, 1200.0],
-        "annual_revenue": [1e6, 2.5e7, 3e5, np.nan, 1.5e5, 9e8],
-    })
-    touchpoints = pd.DataFrame({
-        "customer_id": pd.Series(["C1", "C1", "C2", "C3", "C4", "C5", "C6", "C2"], dtype="str"),
-        "timestamp": ts(
-            "2024-01-01 10:00", "2024-01-05 09:30", "2024-01-03", "2024-01-04 12:00:00.5",
-            "2024-01-10", "2024-02-02", "2024-03-02", "2024-02-15",
-        ),
-        "channel": pd.Series(["search", "email", "social", "email", "event", "website", "referral", "phone"],
-                             dtype="str"),
-        "interaction": pd.Series(["ad_click", "email_open", "ad_click", "email_open", "attend", "visit", None,
-                                  "call"], dtype="str"),
-        "campaign_id": pd.Series(["S-1", "E-1", "SO-1", "E-1", "EV-1", None, None, None], dtype="str"),
-        "cost": [2.5, 0.1, 0.6, 0.1, 45.0, np.nan, np.nan, np.nan],
-        "satisfaction": [np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, 4.0],
-    })
-    funnel_events = pd.DataFrame({
-        "customer_id": pd.Series(["C1", "C1", "C1", "C2", "C2", "C3", "C4"], dtype="str"),
-        "timestamp": ts("2024-01-01", "2024-01-10", "2024-02-01", "2024-01-02", "2024-01-20", "2024-01-03",
-                        "2024-01-04"),
-        "stage": pd.Series(["lead", "mql", "won", "lead", "lost", "lead", "lead"], dtype="str"),
-    })
-    orders = pd.DataFrame({
-        "customer_id": pd.Series(["C1", "C1", "C1", "C2", "C4"], dtype="str"),
-        "order_id": pd.Series(["O1", "O2", "O3", "O4", "O5"], dtype="str"),
-        "timestamp": ts("2024-02-01", "2024-03-01", "2024-03-05", "2024-02-10", "2024-04-01"),
-        "amount": [1200.0, 300.5, -300.5, 80.0, 45.25],
-        "channel": pd.Series(["online", "store", "store", "phone", "online"], dtype="str"),
-        "product_category": pd.Series(["software", "hardware", "hardware", None, "services"], dtype="str"),
-    })
-    channel_spend = pd.DataFrame({
-        "period_start": ts("2024-01-01", "2024-01-01", "2024-01-08", "2024-01-08", "2024-01-15"),
-        "channel": pd.Series(["search", "social", "search", "social", "event"], dtype="str"),
-        "spend": [3200.0, 4100.0, 3000.0, 0.0, 2600.0],
-    })
-    return {"customers": customers, "touchpoints": touchpoints, "funnel_events": funnel_events,
-            "orders": orders, "channel_spend": channel_spend}
+    customers = pd.DataFrame(
+        {
+            "customer_id": pd.Series(["C1", "C2", "C3", "C4", "C5", "C6"], dtype="str"),
+            "created_at": ts("2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04", "2024-02-01", "2024-03-01"),
+            "source_channel": pd.Series(["search", "social", "email", "event", None, "referral"], dtype="str"),
+            "industry": pd.Series(["retail", "finance", None, "software", "retail", "finance"], dtype="str"),
+            "region": pd.Series(["north", "south", "east", "west", "NA", "north"], dtype="str"),
+            "employees": [10.0, 250.0, np.nan, 40.0, 5.0, 1200.0],
+            "annual_revenue": [1e6, 2.5e7, 3e5, np.nan, 1.5e5, 9e8],
+        }
+    )
+    touchpoints = pd.DataFrame(
+        {
+            "customer_id": pd.Series(["C1", "C1", "C2", "C3", "C4", "C5", "C6", "C2"], dtype="str"),
+            "timestamp": ts(
+                "2024-01-01 10:00",
+                "2024-01-05 09:30",
+                "2024-01-03",
+                "2024-01-04 12:00:00.5",
+                "2024-01-10",
+                "2024-02-02",
+                "2024-03-02",
+                "2024-02-15",
+            ),
+            "channel": pd.Series(
+                ["search", "email", "social", "email", "event", "website", "referral", "phone"], dtype="str"
+            ),
+            "interaction": pd.Series(
+                ["ad_click", "email_open", "ad_click", "email_open", "attend", "visit", None, "call"], dtype="str"
+            ),
+            "campaign_id": pd.Series(["S-1", "E-1", "SO-1", "E-1", "EV-1", None, None, None], dtype="str"),
+            "cost": [2.5, 0.1, 0.6, 0.1, 45.0, np.nan, np.nan, np.nan],
+            "satisfaction": [np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, 4.0],
+        }
+    )
+    funnel_events = pd.DataFrame(
+        {
+            "customer_id": pd.Series(["C1", "C1", "C1", "C2", "C2", "C3", "C4"], dtype="str"),
+            "timestamp": ts(
+                "2024-01-01", "2024-01-10", "2024-02-01", "2024-01-02", "2024-01-20", "2024-01-03", "2024-01-04"
+            ),
+            "stage": pd.Series(["lead", "mql", "won", "lead", "lost", "lead", "lead"], dtype="str"),
+        }
+    )
+    orders = pd.DataFrame(
+        {
+            "customer_id": pd.Series(["C1", "C1", "C1", "C2", "C4"], dtype="str"),
+            "order_id": pd.Series(["O1", "O2", "O3", "O4", "O5"], dtype="str"),
+            "timestamp": ts("2024-02-01", "2024-03-01", "2024-03-05", "2024-02-10", "2024-04-01"),
+            "amount": [1200.0, 300.5, -300.5, 80.0, 45.25],
+            "channel": pd.Series(["online", "store", "store", "phone", "online"], dtype="str"),
+            "product_category": pd.Series(["software", "hardware", "hardware", None, "services"], dtype="str"),
+        }
+    )
+    channel_spend = pd.DataFrame(
+        {
+            "period_start": ts("2024-01-01", "2024-01-01", "2024-01-08", "2024-01-08", "2024-01-15"),
+            "channel": pd.Series(["search", "social", "search", "social", "event"], dtype="str"),
+            "spend": [3200.0, 4100.0, 3000.0, 0.0, 2600.0],
+        }
+    )
+    return {
+        "customers": customers,
+        "touchpoints": touchpoints,
+        "funnel_events": funnel_events,
+        "orders": orders,
+        "channel_spend": channel_spend,
+    }
 
 
 def write_dir(path: Path, tables: dict[str, pd.DataFrame], fmt: str = "csv") -> Path:
@@ -201,8 +225,14 @@ def test_missing_customers_file_is_reported(tmp_path):
 
 @pytest.mark.parametrize(
     ("table", "column"),
-    [("customers", "created_at"), ("touchpoints", "channel"), ("funnel_events", "stage"),
-     ("orders", "amount"), ("orders", "order_id"), ("channel_spend", "spend")],
+    [
+        ("customers", "created_at"),
+        ("touchpoints", "channel"),
+        ("funnel_events", "stage"),
+        ("orders", "amount"),
+        ("orders", "order_id"),
+        ("channel_spend", "spend"),
+    ],
     ids=lambda value: value,
 )
 def test_missing_required_column_is_reported(tmp_path, table, column):
@@ -230,8 +260,14 @@ def test_missing_optional_column_is_fine(tmp_path):
         ("funnel_events", "timestamp", "2024-13-45", "an ISO 8601 timestamp"),
         ("channel_spend", "period_start", "01/02/2024", "an ISO 8601 timestamp"),
     ],
-    ids=["orders-amount", "customers-employees", "touchpoints-cost", "touchpoints-timestamp",
-         "funnel-timestamp", "spend-period_start"],
+    ids=[
+        "orders-amount",
+        "customers-employees",
+        "touchpoints-cost",
+        "touchpoints-timestamp",
+        "funnel-timestamp",
+        "spend-period_start",
+    ],
 )
 def test_unparseable_value_is_reported_with_file_column_and_rows(tmp_path, table, column, bad, expected):
     tables = valid_tables()
@@ -263,8 +299,14 @@ def test_text_typed_parquet_columns_are_parsed_and_checked(tmp_path):
 
 @pytest.mark.parametrize(
     ("table", "column"),
-    [("customers", "customer_id"), ("customers", "created_at"), ("touchpoints", "channel"),
-     ("orders", "amount"), ("orders", "timestamp"), ("channel_spend", "spend")],
+    [
+        ("customers", "customer_id"),
+        ("customers", "created_at"),
+        ("touchpoints", "channel"),
+        ("orders", "amount"),
+        ("orders", "timestamp"),
+        ("channel_spend", "spend"),
+    ],
     ids=lambda value: value,
 )
 def test_missing_value_in_required_column_is_reported(tmp_path, table, column):
@@ -283,8 +325,9 @@ def test_missing_values_in_optional_columns_are_fine(tmp_path):
     assert validate_dir(write_dir(tmp_path, tables)).ok
 
 
-@pytest.mark.parametrize(("table", "column"), [("customers", "customer_id"), ("orders", "order_id")],
-                         ids=["customer_id", "order_id"])
+@pytest.mark.parametrize(
+    ("table", "column"), [("customers", "customer_id"), ("orders", "order_id")], ids=["customer_id", "order_id"]
+)
 def test_duplicate_key_is_reported_on_every_copy(tmp_path, table, column):
     tables = valid_tables()
     tables[table].loc[4, column] = tables[table].loc[1, column]
@@ -369,16 +412,18 @@ def test_every_problem_is_reported_in_one_pass(tmp_path):
         load_tables(tmp_path)
     found = {(p.file, p.column) for p in caught.value.problems}
     assert found == {
-        ("customers.csv", "customer_id"), ("customers.csv", "employees"),
-        ("touchpoints.csv", "customer_id"), ("touchpoints.csv", "timestamp"),
-        ("funnel_events.csv", "stage"), ("orders.csv", "amount"), ("orders.csv", "order_id"),
+        ("customers.csv", "customer_id"),
+        ("customers.csv", "employees"),
+        ("touchpoints.csv", "customer_id"),
+        ("touchpoints.csv", "timestamp"),
+        ("funnel_events.csv", "stage"),
+        ("orders.csv", "amount"),
+        ("orders.csv", "order_id"),
         ("channel_spend.csv", "spend"),
     }
     lines = str(caught.value).splitlines()
     assert len(lines) == 1 + len(caught.value.problems)
-    for table_column in (
-        "customers.customer_id", "touchpoints.timestamp", "orders.amount", "channel_spend.spend"
-    ):
+    for table_column in ("customers.customer_id", "touchpoints.timestamp", "orders.amount", "channel_spend.spend"):
         assert table_column in str(caught.value)
     assert validate_dir(tmp_path).problems == caught.value.problems
 
@@ -395,8 +440,7 @@ def test_problem_shows_five_rows_and_the_total(tmp_path):
 def test_problem_str_follows_the_documented_form():
     problem = Problem("orders.parquet", "amount", (3, 17), "a number", 2, "not a number")
     assert str(problem) == (
-        "orders.parquet: column 'amount' (orders.amount): 2 rows (data rows 3, 17) are not a number; "
-        "expected a number"
+        "orders.parquet: column 'amount' (orders.amount): 2 rows (data rows 3, 17) are not a number; expected a number"
     )
 
 
@@ -542,8 +586,11 @@ def test_validate_dir_summarises_rows_ranges_channels_and_stages(tmp_path):
     assert report.ok
     tables = report.summary["tables"]
     assert tables["customers"] == {
-        "file": "customers.parquet", "rows": 6, "time_column": "created_at",
-        "min": "2024-01-01T00:00:00", "max": "2024-03-01T00:00:00",
+        "file": "customers.parquet",
+        "rows": 6,
+        "time_column": "created_at",
+        "min": "2024-01-01T00:00:00",
+        "max": "2024-03-01T00:00:00",
     }
     assert tables["orders"]["rows"] == 5
     channels = ["email", "event", "phone", "referral", "search", "social", "website"]

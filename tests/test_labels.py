@@ -26,6 +26,7 @@ def ts(day: str) -> pd.Timestamp:
 
 @pytest.fixture
 def funnel() -> pd.DataFrame:
+    # fmt: off
     rows = [
         ("a", "2024-01-01", "lead"), ("a", "2024-03-01", "mql"), ("a", "2024-07-01", "won"),  # open, converts
         ("b", "2024-01-01", "lead"), ("b", "2024-02-01", "lost"),  # lost before T: not eligible
@@ -35,6 +36,7 @@ def funnel() -> pd.DataFrame:
         ("f", "2024-01-01", "lead"), ("f", "2024-06-01", "won"),  # won exactly at T: open before, converts
         ("g", "2024-06-01", "lead"),  # created at T: not yet a lead
     ]
+    # fmt: on
     return pd.DataFrame(rows, columns=["customer_id", "timestamp", "stage"]).assign(
         timestamp=lambda d: pd.to_datetime(d.timestamp, format="ISO8601")
     )

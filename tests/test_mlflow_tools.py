@@ -56,9 +56,21 @@ def test_training_against_a_real_mlflow_server(tables, sim_dir, tmp_path, monkey
 
     port = free_port()
     server = subprocess.Popen(
-        [MLFLOW, "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            MLFLOW,
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         uri = f"http://127.0.0.1:{port}"
@@ -82,14 +94,32 @@ def test_champion_scores_under_mlflow_models_serve(use_store, tables):
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": use_store["uri"], "PATH": VENV_PATH}
     server = subprocess.Popen(
-        [MLFLOW, "models", "serve", "-m", "models:/crm_churn@champion", "--env-manager", "local",
-         "-h", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        [
+            MLFLOW,
+            "models",
+            "serve",
+            "-m",
+            "models:/crm_churn@champion",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     try:
         wait_until_up(f"http://127.0.0.1:{port}/ping", server)
-        payload = {"dataframe_split": features.reset_index(drop=True).astype(object)
-                   .where(features.reset_index(drop=True).notna(), None).to_dict(orient="split")}
+        payload = {
+            "dataframe_split": features.reset_index(drop=True)
+            .astype(object)
+            .where(features.reset_index(drop=True).notna(), None)
+            .to_dict(orient="split")
+        }
         payload["dataframe_split"].pop("index", None)
         response = httpx.post(f"http://127.0.0.1:{port}/invocations", json=payload, timeout=60)
         assert response.status_code == 200, response.text[:2000]
@@ -100,12 +130,34 @@ def test_champion_scores_under_mlflow_models_serve(use_store, tables):
 
 
 def test_mlflow_run_train_entry_point(sim_dir, tmp_path):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'run.db'}",
-           "CRM_SCORING_MODELS_DIR": str(tmp_path), "PATH": VENV_PATH}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'run.db'}",
+        "CRM_SCORING_MODELS_DIR": str(tmp_path),
+        "PATH": VENV_PATH,
+    }
     done = subprocess.run(
-        [MLFLOW, "run", str(ROOT), "-e", "train", "-P", f"data={sim_dir}", "-P", "as_of=2024-12-31",
-         "-P", "clv_horizon_days=180", "--env-manager", "local", "--experiment-name", "crm-scoring"],
-        capture_output=True, text=True, env=env, timeout=1200,
+        [
+            MLFLOW,
+            "run",
+            str(ROOT),
+            "-e",
+            "train",
+            "-P",
+            f"data={sim_dir}",
+            "-P",
+            "as_of=2024-12-31",
+            "-P",
+            "clv_horizon_days=180",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "crm-scoring",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     from mlflow import MlflowClient

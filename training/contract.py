@@ -320,15 +320,17 @@ def _parse_columns(raw: pd.DataFrame, spec: TableSpec, file: str) -> tuple[pd.Da
         if column in spec.timestamp_columns:
             frame[column], bad = _parse_timestamp(original)
             problems += _row_problem(
-                file, column, frame, bad, "not an ISO 8601 timestamp" + _examples(original[bad]),
+                file,
+                column,
+                frame,
+                bad,
+                "not an ISO 8601 timestamp" + _examples(original[bad]),
                 "an ISO 8601 timestamp",
             )
             missing = frame[column].isna() & ~bad
         elif column in spec.numeric_columns:
             frame[column], bad = _parse_number(original)
-            problems += _row_problem(
-                file, column, frame, bad, "not a number" + _examples(original[bad]), "a number"
-            )
+            problems += _row_problem(file, column, frame, bad, "not a number" + _examples(original[bad]), "a number")
             missing = frame[column].isna() & ~bad
         else:
             frame[column] = _to_text(original)
@@ -460,10 +462,16 @@ def _read_one(data_dir: Path, name: str, as_of: pd.Timestamp | None, stages: Seq
     read = _TableRead(name, find_table_file(data_dir, name))
     if read.path is None:
         if spec.required:
-            read.problems.append(Problem(
-                f"{name}.parquet or {name}.csv", None, (), f"a {name} table ({name}.parquet or {name}.csv)",
-                0, f"required file is missing from {data_dir}",
-            ))
+            read.problems.append(
+                Problem(
+                    f"{name}.parquet or {name}.csv",
+                    None,
+                    (),
+                    f"a {name} table ({name}.parquet or {name}.csv)",
+                    0,
+                    f"required file is missing from {data_dir}",
+                )
+            )
         return read
     file = read.path.name
     try:
