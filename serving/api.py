@@ -269,6 +269,14 @@ def _routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    async def run_scoring(score, request: Request, records, top_reasons: int | None):
+        """Score `records` with the loaded models: small requests inline on the event loop, larger ones in
+        the threadpool (`inline_max`), so one big batch does not hold up the single-lead requests."""
+        current, top = models(request), settings.top_reasons if top_reasons is None else top_reasons
+        if len(records) <= settings.inline_max:
+            return score(current, records, top)
+        return await run_in_threadpool(score, current, records, top)
+
     @app.post(
         "/v1/leads/score",
         tags=["scores"],
@@ -291,11 +299,7 @@ def _routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
         batch = isinstance(body, LeadBatch)
         leads = body.leads if batch else [body]
         _check(leads, settings, "leads" if batch else None)
-        current, top = models(request), settings.top_reasons if top_reasons is None else top_reasons
-        if len(leads) <= settings.inline_max:
-            scores = scorer.score_leads(current, leads, top)
-        else:
-            scores = await run_in_threadpool(scorer.score_leads, current, leads, top)
+        scores = await run_scoring(scorer.score_leads, request, leads, top_reasons)
         metrics.observe_scores("crm_conversion", [s["conversion_probability"] for s in scores])
         for s in scores:
             if s["expected_value"] is not None:
@@ -320,11 +324,7 @@ def _routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
         batch = hasattr(body, "customers")
         rows = body.customers if batch else [body]
         _check(rows, settings, "customers" if batch else None)
-        current, top = models(request), settings.top_reasons if top_reasons is None else top_reasons
-        if len(rows) <= settings.inline_max:
-            scores = scorer.score_existing_customers(current, rows, top)
-        else:
-            scores = await run_in_threadpool(scorer.score_existing_customers, current, rows, top)
+        scores = await run_scoring(scorer.score_existing_customers, request, rows, top_reasons)
         metrics.observe_scores("crm_churn", [s["churn_probability"] for s in scores])
         return FastJSONResponse({"scores": scores} if batch else scores[0])
 

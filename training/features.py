@@ -647,6 +647,7 @@ def _channel_features(ev: _Events, n: int, spec: FeatureSpec, lay: _Layout) -> d
     out["touch_cost_90d"] = _count(cust[in_90], n, cost[in_90])
 
     ticket = it_codes == (list(it_values).index(TICKET) if TICKET in it_values else -2)
+    out["_ticket"] = ticket  # per touch row, for the customer-life features
     out["tickets_90d"] = _count(cust[ticket & in_90], n)
     out["tickets_365d"] = _count(cust[ticket & recent], n)
     sat = ev.floats("satisfaction")
@@ -820,11 +821,11 @@ def _purchase_features(ev: _Events, n: int, spec: FeatureSpec, lay: _Layout) -> 
     return out
 
 
-def _customer_life_features(touches: _Events, first_order_age: np.ndarray, cols: dict) -> dict[str, np.ndarray]:
+def _customer_life_features(
+    touches: _Events, ticket: np.ndarray, first_order_age: np.ndarray, cols: dict
+) -> dict[str, np.ndarray]:
     """Touches and tickets at or after each customer's first order, as rates over the customer's tenure."""
     n = len(first_order_age)
-    it_codes, it_values = touches.codes("interaction")
-    ticket = it_codes == (list(it_values).index(TICKET) if TICKET in it_values else -2)
     since = touches.age <= first_order_age[touches.cust]
     engaged = _count(touches.cust[since & ~ticket], n)
     tickets = _count(touches.cust[since & ticket], n)
@@ -990,7 +991,7 @@ def build_feature_blocks(
     cols.update(_purchase_features(_Events(tables.get("orders"), index, cutoff), n, spec, lay))
     cols.update(_attribute_features(customers, rows, cutoff, created))
     first_order_age = cols.pop("_first_order_age")
-    cols.update(_customer_life_features(touches, first_order_age, cols))
+    cols.update(_customer_life_features(touches, cols.pop("_ticket"), first_order_age, cols))
     cols.update(_lead_life_features(touches, cols.pop("_stage_start_age"), first_order_age, cols))
     no_orders = (cols["orders_total"] + cols["refunds_total"]) == 0  # any order row, as labels.buyers reads it
     cols["is_open_lead"] = (cols.pop("_open_stage") & no_orders).astype(float)

@@ -107,9 +107,14 @@ def censored_cutoffs(
     only the past of the validation window, and a long horizon still gets recent, grown-up customers.
     """
     validation = as_of - pd.Timedelta(days=min(horizon_days, 90))
-    earliest = data_start + pd.Timedelta(days=min_history_days)
-    train = [validation - pd.Timedelta(days=step_days * k) for k in range(1, count + 1)]
-    return validation, [t for t in train if t >= earliest]
+    first = validation - pd.Timedelta(days=step_days)
+    return validation, _monthly_back(first, count, step_days, data_start + pd.Timedelta(days=min_history_days))
+
+
+def _monthly_back(first: pd.Timestamp, count: int, step_days: int, earliest: pd.Timestamp) -> list[pd.Timestamp]:
+    """`count` cutoffs stepping back from `first`, newest first, none before `earliest`."""
+    cutoffs = [first - pd.Timedelta(days=step_days * k) for k in range(count)]
+    return [t for t in cutoffs if t >= earliest]
 
 
 def snapshot_cutoffs(
@@ -128,6 +133,4 @@ def snapshot_cutoffs(
     """
     validation = as_of - pd.Timedelta(days=horizon_days)
     first = validation - pd.Timedelta(days=min(horizon_days, 90))
-    earliest = data_start + pd.Timedelta(days=min_history_days)
-    train = [first - pd.Timedelta(days=step_days * k) for k in range(count)]
-    return validation, [t for t in train if t >= earliest]
+    return validation, _monthly_back(first, count, step_days, data_start + pd.Timedelta(days=min_history_days))
