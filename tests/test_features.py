@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -203,6 +204,49 @@ def test_funnel_features_match_hand_computed_values():
     check(x, want)
 
 
+def test_stage_touch_features_weigh_touches_by_the_usual_rate_of_each_stage():
+    tables = {
+        "customers": customers("S1", "S2", "S3"),
+        "funnel_events": funnel(
+            ("S1", ago(40), "lead"),
+            ("S1", ago(30), "mql"),  # 10 days as a lead, then 30 days (so far) in mql
+            ("S2", ago(20), "lead"),  # only the current stage
+        ),
+        "touchpoints": touches(
+            *[("S1", ago(d), "email", "open", None, None, None) for d in (39, 35, 31)],  # 3 as a lead
+            ("S1", ago(30), "web", "visit", None, None, None),  # at the mql event: counts in mql
+            ("S1", ago(10), "email", "ticket", None, None, None),  # a ticket is no engagement
+            ("S2", ago(5), "web", "visit", None, None, None),
+            ("S3", ago(5), "web", "visit", None, None, None),  # no funnel: no stage to count it in
+        ),
+    }
+    spec = dataclasses.replace(SPEC, typical_stage_touch_rate={"lead": 0.2, "mql": 0.1})
+    x = build_features(tables, AS_OF, spec)
+    nan = np.nan
+    want = expected(
+        ["S1", "S2", "S3"],
+        previous_stage_touch_rate=[3 / 10, nan, nan],
+        lead_touch_index=[3 / (10 * 0.2), nan, nan],
+        stage_touch_index=[1 / (30 * 0.1), 1 / (20 * 0.2), nan],
+        stage_expected_touches=[30 * 0.1 * 1.5, nan, nan],  # S2 has no earlier stage to set its pace
+    )
+    check(x, want)
+
+
+def test_fit_feature_spec_learns_the_usual_touches_a_day_of_each_open_stage():
+    tables = {
+        "customers": customers("U1", "U2"),
+        "funnel_events": funnel(("U1", ago(40), "lead"), ("U1", ago(30), "mql"), ("U2", ago(10), "lead")),
+        "touchpoints": touches(
+            *[("U1", ago(d), "email", "open", None, None, None) for d in (39, 35, 20)],
+            ("U2", ago(2), "web", "visit", None, None, None),
+            ("U2", ago(1), "email", "ticket", None, None, None),
+        ),
+    }
+    spec = fit_feature_spec(tables, AS_OF)
+    assert spec.typical_stage_touch_rate == pytest.approx({"lead": 3 / 20, "mql": 1 / 30})
+
+
 def test_fit_feature_spec_learns_frequent_values_and_typical_stays():
     tables = {
         "customers": customers("X1", "X2"),
@@ -289,6 +333,27 @@ def test_purchase_features_match_hand_computed_values():
         spend_share_channel_online=[130 / 200, 1, nan, nan],
         spend_share_channel_store=[50 / 200, 0, nan, nan],
         distinct_categories=[2, 1, 0, 0],
+        # Repeat orders (the first marks the win) per 90 days over the span they fell in; no season: flat.
+        paced_orders_90d=[3 / 365 * 90, 0, nan, nan],
+        paced_orders_90d_recent=[1, 0, nan, nan],
+        season_next_90d=[1, 1, 1, 1],
+        season_last_90d=[1, 1, 1, 1],
+    )
+    check(x, want)
+
+
+def test_paced_orders_take_the_season_out_of_the_span_they_fell_in():
+    profile = np.ones(366)
+    today = AS_OF.dayofyear - 1
+    profile[today - 90 : today] = 2.0  # the last 90 days were twice as busy as an average day
+    spec = dataclasses.replace(SPEC, purchase_season=tuple(profile))
+    x = build_features({"customers": customers("P1", "P2", "P3", "P4"), "orders": PURCHASES}, AS_OF, spec)
+    want = expected(
+        ["P1", "P2", "P3", "P4"],
+        season_last_90d=[2, 2, 2, 2],
+        season_next_90d=[1, 1, 1, 1],
+        paced_orders_90d=[3 / (275 + 2 * 90) * 90, 0, np.nan, np.nan],
+        paced_orders_90d_recent=[1 / (2 * 90) * 90, 0, np.nan, np.nan],
     )
     check(x, want)
 

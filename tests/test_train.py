@@ -51,6 +51,7 @@ def test_training_never_reads_rows_at_or_after_the_cutoff(sim_dir):
     b = train_models(_scramble_after(full, cutoff), cutoff, config, kinds)
     c = train_models(before, cutoff, config, kinds)
     assert set(a.results) == set(kinds)
+    assert a.spec == b.spec == c.spec  # the purchase season included
     for kind in kinds:
         dump = a.results[kind].bundle.model_strings()
         assert dump == b.results[kind].bundle.model_strings(), kind
@@ -96,6 +97,29 @@ def test_reasons_are_plain_words_with_signed_contributions(outcome):
         assert 1 <= len(row) <= 6
         assert all(isinstance(r["text"], str) and r["text"] and r["contribution"] != 0 for r in row)
         assert any(ch.isalpha() for r in row for ch in r["text"])
+
+
+def test_churn_learns_no_season_from_its_snapshots_and_carries_its_calibration_to_the_cutoffs(outcome):
+    from training.train import SEASON_BLIND
+
+    bundle = outcome.results["churn"].bundle
+    assert outcome.spec.purchase_season, "two years of simulated orders are enough to learn the season"
+    assert bundle.season_transfer is not None
+    gain = dict(zip(bundle.booster.feature_name(), bundle.booster.feature_importance("gain"), strict=True))
+    assert all(gain[c] == 0 for c in SEASON_BLIND["churn"])
+    # The same customers scored as of the quietest and the busiest window of the learnt season: the quiet one
+    # expects fewer orders, so more churn, and its season shows as the reason `season_next_90d`.
+    x = bundle.matrix(outcome.results["churn"].holdout.features.head(200))
+    means = np.asarray(bundle.season_transfer.window_season)
+    quiet, busy = x.copy(), x.copy()
+    for frame, day in ((quiet, int(means.argmin())), (busy, int(means.argmax()))):
+        angle = 2 * np.pi * day / 365.25
+        frame[:, bundle.spec.columns.index("cutoff_season_sin")] = np.sin(angle)
+        frame[:, bundle.spec.columns.index("cutoff_season_cos")] = np.cos(angle)
+    p_quiet, p_busy = bundle.predict_matrix(quiet), bundle.predict_matrix(busy)
+    assert (p_quiet >= p_busy).all() and (p_quiet > p_busy).mean() > 0.9
+    season = bundle.spec.columns.index("season_next_90d")
+    assert (bundle.contributions(quiet)[:, season] > bundle.contributions(busy)[:, season]).mean() > 0.9
 
 
 def test_unseen_categories_score_instead_of_failing(outcome):

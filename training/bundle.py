@@ -53,6 +53,33 @@ class Calibrator:
 
 
 @dataclass
+class SeasonTransfer:
+    """Carries a churn probability calibrated in the validation window's purchase season to another season.
+
+    No order in a window has probability exp(-expected orders), and expected orders scale with the window's
+    season, so a probability p calibrated in a window of season S_ref becomes p ** (S / S_ref) in a window of
+    season S; a certain churner (a dead account, p = 1) stays certain. The cutoff's day of year is read back
+    from the `cutoff_season_sin`/`_cos` columns; `window_season[d]` is the mean season of the label window
+    from day of year d.
+    """
+
+    window_season: tuple[float, ...]
+    reference: float
+    sin_column: int
+    cos_column: int
+
+    def ratio(self, x: np.ndarray) -> np.ndarray:
+        """S / S_ref for each row (1 where the cutoff's season is unknown)."""
+        angle = np.arctan2(x[:, self.sin_column], x[:, self.cos_column]) % (2 * np.pi)
+        known = np.isfinite(angle)
+        day = np.round(np.where(known, angle, 0.0) * 365.25 / (2 * np.pi)).astype(int) % len(self.window_season)
+        return np.where(known, np.asarray(self.window_season)[day] / self.reference, 1.0)
+
+    def apply(self, p: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return np.power(p, self.ratio(x))
+
+
+@dataclass
 class ModelBundle:
     """Everything needed to score one target from a feature frame."""
 
@@ -63,6 +90,7 @@ class ModelBundle:
     calibrator: Calibrator | None = None
     metadata: dict = field(default_factory=dict)
     value_booster: lgb.Booster | None = None  # CLV: net value per order (gamma, log link)
+    season_transfer: SeasonTransfer | None = None  # churn: from the validation window's season to the cutoff's
 
     @property
     def feature_names(self) -> list[str]:
@@ -132,7 +160,8 @@ class ModelBundle:
     def predict_matrix(self, x: np.ndarray) -> np.ndarray:
         """Calibrated probability (classifiers) or expected value (CLV) for each row of `x`."""
         if self.calibrator is not None:
-            return self.calibrator.transform(self.booster.predict(x, raw_score=True, num_threads=1))
+            p = self.calibrator.transform(self.booster.predict(x, raw_score=True, num_threads=1))
+            return p if self.season_transfer is None else self.season_transfer.apply(p, x)
         if self.value_booster is not None:
             return self.expected_orders(x) * self.expected_order_value(x)
         return self.booster.predict(x, num_threads=1)
@@ -151,11 +180,20 @@ class ModelBundle:
     def contributions(self, x: np.ndarray) -> np.ndarray:
         """Per-feature SHAP contributions on the raw (log-odds or log) scale, without the bias column.
 
-        For CLV, the sum of both boosters' contributions: each adds to the log of its factor.
+        For CLV, the sum of both boosters' contributions: each adds to the log of its factor. For churn, the
+        season transfer's shift of the log-odds is the contribution of `season_next_90d` (the booster does
+        not split on the season, see `training.train.SEASON_BLIND`).
         """
-        contrib = self.booster.predict(x, pred_contrib=True, num_threads=1)[:, :-1]
+        full = self.booster.predict(x, pred_contrib=True, num_threads=1)
+        contrib = full[:, :-1]
         if self.value_booster is not None:
             contrib = contrib + self.value_booster.predict(x, pred_contrib=True, num_threads=1)[:, :-1]
+        if self.season_transfer is not None and "season_next_90d" in self.spec.columns:
+            p = self.calibrator.transform(full.sum(axis=1))  # the contributions and bias add up to the margin
+            moved = self.season_transfer.apply(p, x)
+            with np.errstate(divide="ignore"):
+                shift = _logit(moved) - _logit(p)
+            contrib[:, self.spec.columns.index("season_next_90d")] += np.nan_to_num(shift, posinf=0.0, neginf=0.0)
         return contrib
 
     def model_strings(self) -> tuple[str, ...]:
@@ -191,6 +229,11 @@ class ModelBundle:
             chosen = sorted(pos + neg, key=lambda j: -abs(row[j]))
             out.append([_reason(columns[j], raw[j][i] if j in raw else x[i, j], row[j], lay["labels"]) for j in chosen])
         return out
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return np.log(p) - np.log1p(-p)
 
 
 def _reason(column: str, value, contribution: float, labels: dict[str, str]) -> dict:

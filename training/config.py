@@ -38,7 +38,7 @@ class TrainConfig:
     conversion_horizon_days: int = 90
     churn_horizon_days: int = 90
     clv_horizon_days: int = 365
-    snapshots: int = 12  # training cutoffs per model, monthly
+    snapshots: int = 18  # training cutoffs per classifier, monthly (as many as the history allows, up to this)
     snapshot_step_days: int = 30
     clv_snapshots: int = 24  # CLV's training cutoffs (windows cut at its validation cutoff), monthly
     min_positives: int = 50  # data-sufficiency check: fewer positive examples and a model is not trained
@@ -48,8 +48,9 @@ class TrainConfig:
     conversion_tiers: tuple[float, float, float] = (0.1, 0.3, 0.6)  # top shares of leads in tiers A, A+B, A+B+C
     churn_risk_thresholds: tuple[float, float] = (0.4, 0.7)  # medium from, high from
     # Models refitted on training + holdout rows once the holdout has chosen their rounds (and been scored):
-    # CLV's year-long label windows leave it the fewest snapshots, and the holdout's are the newest.
-    refit_on_holdout: tuple[str, ...] = ("clv",)
+    # CLV's year-long label windows leave it the fewest snapshots, and the holdout's are the newest. Churn is
+    # not: its calibrator is fitted on the holdout, and the refit moves its margins away from that fit.
+    refit_on_holdout: tuple[str, ...] = ("conversion", "clv")
 
     def horizon(self, kind: str) -> int:
         return {

@@ -27,13 +27,15 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from training.seasonality import fit_purchase_season, season_cumulative, season_sum
 
 DEFAULT_STAGES: tuple[str, ...] = ("lead", "mql", "sql", "opportunity", "negotiation", "won")
 LOST = "lost"
@@ -71,7 +73,19 @@ CUSTOMER_LIFE = (
 )
 # Engagement as a lead: touches a day in the current funnel stage (a stalled lead goes quiet) and before
 # the first order (how keen the account was while it was being sold to).
-LEAD_LIFE = ("stage_touch_rate", "lead_touch_rate")
+LEAD_LIFE = (
+    "stage_touch_rate",
+    "lead_touch_rate",
+    "previous_stage_touch_rate",
+    "lead_touch_index",
+    "stage_touch_index",
+    "stage_expected_touches",
+)
+# The purchase season learnt from the orders (`training.seasonality`): how busy the coming and the last 90 days
+# are against an average day, and a customer's repeat orders with the season taken out, as orders per
+# average 90 days (over the last year, and over the last 90 days).
+SEASON = ("season_next_90d", "season_last_90d", "paced_orders_90d", "paced_orders_90d_recent")
+SEASON_DAYS = 90
 
 DAY_NS = 86_400 * 10**9
 _NAT = np.iinfo(np.int64).min
@@ -94,6 +108,9 @@ class FeatureSpec:
     typical_stage_days: dict[str, float]  # median days of completed stays in each stage, for the stall ratio
     categorical: tuple[str, ...] = ()  # names of the categorical feature columns (filled in if empty)
     columns: tuple[str, ...] = ()  # every feature column, in model order (filled in if empty)
+    purchase_season: tuple[float, ...] = ()  # relative purchase intensity per day of year; () = flat
+    # Touches a day (tickets aside) of all leads in each open stage, for the lead touch index; {} = unknown.
+    typical_stage_touch_rate: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.columns:
@@ -107,7 +124,8 @@ class FeatureSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
         """The spec stored by `to_dict`."""
-        return cls(**{k: (dict(v) if k == "typical_stage_days" else tuple(v)) for k, v in data.items()})
+        dicts = ("typical_stage_days", "typical_stage_touch_rate")
+        return cls(**{k: (dict(v) if k in dicts else tuple(v)) for k, v in data.items()})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -207,7 +225,15 @@ def _layout(
         *order_channel_share,
         "distinct_categories",
     )
-    attributes = (*ATTRIBUTE_CATEGORICAL, *ATTRIBUTE_NUMERIC, "account_age_days", *DERIVED, *CUSTOMER_LIFE, *LEAD_LIFE)
+    attributes = (
+        *ATTRIBUTE_CATEGORICAL,
+        *ATTRIBUTE_NUMERIC,
+        "account_age_days",
+        *DERIVED,
+        *CUSTOMER_LIFE,
+        *LEAD_LIFE,
+        *SEASON,
+    )
     categorical = ("first_touch_channel", "last_touch_channel", "current_stage", *ATTRIBUTE_CATEGORICAL)
     # Model order: numeric features family by family, then the categorical ones.
     columns = (*(c for c in (*channel, *funnel, *purchase, *attributes) if c not in categorical), *categorical)
@@ -328,6 +354,14 @@ def feature_labels(spec: FeatureSpec) -> dict[str, str]:
             "repeat_order_rate": "{value:.1f} repeat orders a year",
             "stage_touch_rate": "{value:.2g} touches a day in the current funnel stage",
             "lead_touch_rate": "{value:.2g} touches a day as a lead",
+            "previous_stage_touch_rate": "{value:.2g} touches a day in the previous funnel stage",
+            "lead_touch_index": "{value:.2f}x the usual touches for its time in the earlier funnel stages",
+            "stage_touch_index": "{value:.2f}x the usual touches for its time in the current stage",
+            "stage_expected_touches": "{value:.1f} touches expected in the current stage at its earlier pace",
+            "season_next_90d": "buying season of the next 90 days {value:.2f} (1 = an average day)",
+            "season_last_90d": "buying season of the last 90 days {value:.2f} (1 = an average day)",
+            "paced_orders_90d": "{value:.2g} repeat orders per 90 days this year, season taken out",
+            "paced_orders_90d_recent": "{value:.2g} repeat orders per 90 days lately, season taken out",
         }
     )
     return {c: labels[c] for c in lay.columns}
@@ -646,7 +680,7 @@ def _channel_features(ev: _Events, n: int, spec: FeatureSpec, lay: _Layout) -> d
     in_90 = age <= 90 * DAY_NS
     out["touch_cost_90d"] = _count(cust[in_90], n, cost[in_90])
 
-    ticket = it_codes == (list(it_values).index(TICKET) if TICKET in it_values else -2)
+    ticket = _ticket_rows(it_codes, it_values)
     out["_ticket"] = ticket  # per touch row, for the customer-life features
     out["tickets_90d"] = _count(cust[ticket & in_90], n)
     out["tickets_365d"] = _count(cust[ticket & recent], n)
@@ -858,6 +892,85 @@ def _lead_life_features(touches: _Events, stage_start_age: np.ndarray, first_ord
     return {k: np.where(np.isfinite(v), v, np.nan) for k, v in out.items()}
 
 
+@dataclass(frozen=True)
+class _Runs:
+    """Stays in one funnel stage (runs of equal stages), in customer then time order."""
+
+    cust: np.ndarray
+    stage: np.ndarray  # index in the spec's stages; -1 = lost
+    start: np.ndarray  # int64 ns
+    end: np.ndarray  # the next run's start, or the cutoff
+
+    @property
+    def days(self) -> np.ndarray:
+        return (self.end - self.start) / DAY_NS
+
+
+def _runs(fn: _Funnel, as_of: int) -> _Runs:
+    starts = np.flatnonzero(fn.run_start)
+    cust, start = fn.cust[starts], fn.t[starts]
+    end = np.append(start[1:], as_of).astype(np.int64)
+    end[np.append(cust[1:] != cust[:-1], True)] = as_of
+    return _Runs(cust, fn.stage[starts], start, end)
+
+
+def _touches_per_run(touches: _Events, ticket: np.ndarray, runs: _Runs) -> np.ndarray:
+    """Touches (tickets aside) in each run: each touch belongs to the customer's last run begun before it."""
+    if not len(runs.cust) or not len(touches.cust):
+        return np.zeros(len(runs.cust))
+    # One sortable key per (customer, second): runs are already in that order.
+    base = min(int(touches.t.min()), int(runs.start.min())) // 10**9
+    run_keys = (runs.cust.astype(np.int64) << 34) | (runs.start // 10**9 - base)
+    keep = ~ticket
+    cust, t = touches.cust[keep], touches.t[keep]
+    idx = np.searchsorted(run_keys, (cust.astype(np.int64) << 34) | (t // 10**9 - base), side="right") - 1
+    mine = (idx >= 0) & (runs.cust[np.maximum(idx, 0)] == cust)
+    return np.bincount(idx[mine], minlength=len(runs.cust)).astype(float)
+
+
+def _stage_touch_rates(runs: _Runs, counts: np.ndarray, stages: tuple[str, ...]) -> dict[str, float]:
+    """Touches a day of all leads in each open stage (the won stage and lost aside)."""
+    out = {}
+    days = runs.days
+    for j, name in enumerate(stages[:-1]):
+        mine = runs.stage == j
+        if days[mine].sum() > 0:
+            out[name] = float(counts[mine].sum() / days[mine].sum())
+    return out
+
+
+def _stage_touch_features(
+    touches: _Events, ticket: np.ndarray, fn: _Funnel, n: int, as_of: int, spec: FeatureSpec
+) -> dict[str, np.ndarray]:
+    """A lead's touches against those usual for the time it spent in each open stage (its engagement with the
+    stage mix taken out), before the current stage and in it, and what it would show in the current stage at
+    its earlier engagement: a lead gone quiet in its stage (stalled) shows far fewer."""
+    runs = _runs(fn, as_of)
+    counts = _touches_per_run(touches, ticket, runs)
+    days = runs.days
+    names = ("previous_stage_touch_rate", "lead_touch_index", "stage_touch_index", "stage_expected_touches")
+    out = {name: np.full(n, np.nan) for name in names}
+    if not len(runs.cust):
+        return out
+    last = np.append(runs.cust[1:] != runs.cust[:-1], True)
+    previous = np.flatnonzero(np.append(last[1:], False) & ~last)  # the run before each customer's last
+    out["previous_stage_touch_rate"][runs.cust[previous]] = counts[previous] / np.maximum(days[previous], 1.0)
+    usual_rates = getattr(spec, "typical_stage_touch_rate", {})  # specs pickled before it have none
+    typical = np.array([usual_rates.get(s, np.nan) for s in spec.stages[:-1]] + [np.nan])
+    rate = typical[np.where((runs.stage >= 0) & (runs.stage < len(typical) - 1), runs.stage, len(typical) - 1)]
+    usual = days * rate  # NaN outside the open stages
+    earlier = np.isfinite(usual) & ~last
+    expected = _count(runs.cust[earlier], n, usual[earlier])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        index = np.where(expected > 0, _count(runs.cust[earlier], n, counts[earlier]) / expected, np.nan)
+        current = last & np.isfinite(usual)
+        who = runs.cust[current]
+        out["lead_touch_index"] = index
+        out["stage_touch_index"][who] = np.where(usual[current] > 0, counts[current] / usual[current], np.nan)
+        out["stage_expected_touches"][who] = usual[current] * index[who]
+    return out
+
+
 def _attribute_features(customers: pd.DataFrame, rows: np.ndarray, as_of: int, created: np.ndarray):
     """Source channel, industry, region, company size (employees, annual revenue) and account age."""
     out: dict[str, np.ndarray] = {}
@@ -903,6 +1016,35 @@ def _derived_features(cols: dict[str, np.ndarray], as_of: pd.Timestamp) -> dict[
     return {k: np.where(np.isfinite(v), v, np.nan) for k, v in out.items()}
 
 
+def _season_features(cols: dict[str, np.ndarray], as_of: pd.Timestamp, profile: tuple[float, ...]):
+    """The purchase season of the coming and the last 90 days, and each customer's repeat orders of the last
+    year (and of the last 90 days) over the season they fell in, per average 90 days."""
+    back = 365
+    running = season_cumulative(profile, as_of.dayofyear - 1, back, SEASON_DAYS)
+    n = len(cols["orders_total"])
+    out = {
+        "season_next_90d": np.full(n, season_sum(running, back, 0.0, float(SEASON_DAYS)) / SEASON_DAYS),
+        "season_last_90d": np.full(n, season_sum(running, back, -float(SEASON_DAYS), 0.0) / SEASON_DAYS),
+    }
+    tenure = cols["days_since_first_order"]  # NaN without orders
+    for name, window, orders in (
+        ("paced_orders_90d", 365.0, cols["orders_365d"]),
+        ("paced_orders_90d_recent", 90.0, cols["orders_90d"]),
+    ):
+        span = np.clip(tenure, 30.0, window)  # as the yearly rates: a month at least
+        repeats = orders - (tenure <= window)  # the first order marks the win, not the pace
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pace = repeats / season_sum(running, back, -span, 0.0) * SEASON_DAYS
+        out[name] = np.where(np.isnan(tenure), np.nan, pace)
+    return out
+
+
+def _ticket_rows(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which touch rows are service tickets, from the interaction column's codes and values."""
+    values = list(values)
+    return codes == (values.index(TICKET) if TICKET in values else -2)
+
+
 def _top_values(frame: pd.DataFrame | None, name: str, as_of: int, limit: int) -> tuple[str, ...]:
     """The most frequent values of `frame[name]` before `as_of` (ties by name), at most one per slug."""
     if frame is None or name not in frame.columns or not len(frame):
@@ -936,15 +1078,19 @@ def fit_feature_spec(
     cutoff = _as_of_ns(as_of)
     touches, orders = tables.get("touchpoints"), tables.get("orders")
     _, index, _ = _customers(tables.get("customers"), cutoff)
+    fn = _funnel(_Events(tables.get("funnel_events"), index, cutoff), stages)
+    events = _Events(touches, index, cutoff)
+    runs = _runs(fn, cutoff)
+    tickets = _ticket_rows(*events.codes("interaction"))
     spec = FeatureSpec(
         stages=stages,
         channels=_top_values(touches, "channel", cutoff, MAX_CHANNELS),
         interactions=_top_values(touches, "interaction", cutoff, MAX_INTERACTIONS),
         order_channels=_top_values(orders, "channel", cutoff, MAX_ORDER_CHANNELS),
         categories=_top_values(orders, "product_category", cutoff, MAX_CATEGORIES),
-        typical_stage_days=_typical_stage_days(
-            _funnel(_Events(tables.get("funnel_events"), index, cutoff), stages), stages
-        ),
+        typical_stage_days=_typical_stage_days(fn, stages),
+        purchase_season=fit_purchase_season(orders, pd.Timestamp(cutoff)),
+        typical_stage_touch_rate=_stage_touch_rates(runs, _touches_per_run(events, tickets, runs), stages),
     )
     return spec
 
@@ -991,11 +1137,13 @@ def build_feature_blocks(
     cols.update(_purchase_features(_Events(tables.get("orders"), index, cutoff), n, spec, lay))
     cols.update(_attribute_features(customers, rows, cutoff, created))
     first_order_age = cols.pop("_first_order_age")
+    cols.update(_stage_touch_features(touches, cols["_ticket"], fn, n, cutoff, spec))
     cols.update(_customer_life_features(touches, cols.pop("_ticket"), first_order_age, cols))
     cols.update(_lead_life_features(touches, cols.pop("_stage_start_age"), first_order_age, cols))
     no_orders = (cols["orders_total"] + cols["refunds_total"]) == 0  # any order row, as labels.buyers reads it
     cols["is_open_lead"] = (cols.pop("_open_stage") & no_orders).astype(float)
     cols.update(_derived_features(cols, pd.Timestamp(cutoff)))
+    cols.update(_season_features(cols, pd.Timestamp(cutoff), tuple(spec.purchase_season)))
 
     numeric, categorical, reorder = _output_columns(tuple(spec.columns), tuple(spec.categorical))
     unknown = [c for c in (*numeric[0], *categorical[0]) if c not in cols]

@@ -19,7 +19,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from training.bundle import Calibrator, CategoryEncoder, ModelBundle
+from training.bundle import Calibrator, CategoryEncoder, ModelBundle, SeasonTransfer
 from training.config import MODEL_KINDS, REGISTERED_NAMES, TrainConfig
 from training.dataset import (
     FeatureCache,
@@ -38,15 +38,20 @@ from training.evaluate import (
 )
 from training.features import FeatureSpec, fit_feature_spec
 from training.labels import censored_cutoffs, snapshot_cutoffs
+from training.seasonality import window_means
 
 log = logging.getLogger(__name__)
 
 # Directions known from the domain: a longer silence never raises a purchase forecast.
 MONOTONE = {
     "conversion": {"days_since_last_touch": -1},
-    "churn": {"days_since_last_order": 1},
-    "clv": {"days_since_last_order": -1},
+    "churn": {"days_since_last_order": 1, "paced_orders_90d": -1, "paced_orders_90d_recent": -1},
+    "clv": {"days_since_last_order": -1, "paced_orders_90d": 1, "paced_orders_90d_recent": 1},
 }
+# Columns the churn booster may not split on when the data has a purchase season: the season enters through
+# the bundle's `SeasonTransfer` instead. Twelve monthly snapshots show each season once, so trees learn it
+# as one offset per snapshot, and that does not carry over to the season after the training cutoff.
+SEASON_BLIND = {"churn": ("cutoff_season_sin", "cutoff_season_cos", "season_next_90d", "season_last_90d")}
 
 
 @dataclass
@@ -123,6 +128,9 @@ def lightgbm_params(kind: str, config: TrainConfig, spec: FeatureSpec) -> dict:
         "cat_smooth": 20,
         "min_data_per_group": 50,
     }
+    blind = SEASON_BLIND.get(kind, ()) if spec.purchase_season else ()
+    if any(c in blind for c in spec.columns):
+        params["feature_contri"] = [0.0 if c in blind else 1.0 for c in spec.columns]
     constraints = MONOTONE[kind]
     if any(c in constraints for c in spec.columns):
         params["monotone_constraints"] = [constraints.get(c, 0) for c in spec.columns]
@@ -136,6 +144,20 @@ def value_params(config: TrainConfig, spec: FeatureSpec) -> dict:
     params.pop("monotone_constraints", None)
     params.pop("monotone_constraints_method", None)
     return {**params, "objective": "gamma"}
+
+
+def season_transfer(spec: FeatureSpec, horizon: int, validation: pd.Timestamp) -> SeasonTransfer | None:
+    """Churn's move from the validation window's season to any cutoff's (None without a purchase season)."""
+    columns = list(spec.columns)
+    if not spec.purchase_season or not {"cutoff_season_sin", "cutoff_season_cos"} <= set(columns):
+        return None
+    means = window_means(tuple(spec.purchase_season), horizon)
+    return SeasonTransfer(
+        window_season=means,
+        reference=means[validation.dayofyear - 1],
+        sin_column=columns.index("cutoff_season_sin"),
+        cos_column=columns.index("cutoff_season_cos"),
+    )
 
 
 def _train_booster(params, x, y, valid, config: TrainConfig, spec: FeatureSpec, rounds=None, weight=None, offset=None):
@@ -197,10 +219,12 @@ def fit_bundle(
         y_train, y_valid = train.labels.to_numpy(dtype=float), valid.labels.to_numpy(dtype=float)
         bundle.booster = _train_booster(params, x_train, y_train, (x_valid, y_valid, None, None), config, spec, rounds)
         if refit:
-            bundle.calibrator = refit.calibrator
+            bundle.calibrator, bundle.season_transfer = refit.calibrator, refit.season_transfer
         else:
             margin = bundle.booster.predict(x_valid, raw_score=True, num_threads=config.lightgbm.num_threads)
             bundle.calibrator = Calibrator().fit(margin, y_valid)
+            if kind == "churn":
+                bundle.season_transfer = season_transfer(spec, config.horizon(kind), valid.cutoffs.iloc[0])
         return bundle
     # CLV = expected orders x expected value per order, both with a log link, so reasons add up. Orders are
     # Poisson with the log of each window's observed share as offset: a window cut short by the cutoff
