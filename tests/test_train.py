@@ -16,7 +16,7 @@ from training.contract import TIME_COLUMN
 from training.features import build_features, fit_feature_spec
 from training.train import train_models
 
-FAST = TrainConfig(snapshots=4)
+FAST = TrainConfig(snapshots=4, conversion_snapshots=4)
 
 
 def _scramble_after(tables: dict, cutoff: pd.Timestamp) -> dict:
@@ -44,7 +44,7 @@ def test_training_never_reads_rows_at_or_after_the_cutoff(sim_dir):
 
     cutoff = pd.Timestamp("2024-10-01")
     full = load_tables(sim_dir)  # holds rows up to the end of 2025
-    config = TrainConfig(snapshots=2, clv_horizon_days=180)
+    config = TrainConfig(snapshots=2, conversion_snapshots=2, clv_horizon_days=180)
     kinds = ("conversion", "churn", "clv")
     before = {k: v[v[TIME_COLUMN[k]] < cutoff] for k, v in full.items()}
     a = train_models(full, cutoff, config, kinds)
@@ -132,7 +132,7 @@ def test_unseen_categories_score_instead_of_failing(outcome):
 
 
 def test_short_history_skips_a_model_and_says_what_is_needed(tables):
-    config = TrainConfig(snapshots=2, clv_horizon_days=700)
+    config = TrainConfig(snapshots=2, conversion_snapshots=2, clv_horizon_days=700)
     outcome = train_models(tables, AS_OF, config, kinds=("clv",))
     assert "clv" not in outcome.results
     assert "700-day label windows cannot fit" in outcome.skipped["clv"]
@@ -196,7 +196,7 @@ def test_a_worse_challenger_does_not_replace_the_champion(tables, sim_dir, tmp_p
     monkeypatch.setenv("CRM_SCORING_MODELS_DIR", str(tmp_path))
     first = run_training(tables, AS_OF, FAST, promote="auto", kinds=("churn",), data_dir=str(sim_dir))
     assert first.decisions["churn"]["promoted"] and first.decisions["churn"]["reason"] == "no champion yet"
-    weak = TrainConfig(snapshots=1, lightgbm=LightGBMParams(max_rounds=1, num_leaves=2))
+    weak = TrainConfig(snapshots=1, conversion_snapshots=1, lightgbm=LightGBMParams(max_rounds=1, num_leaves=2))
     summary = run_training(tables, AS_OF, weak, promote="auto", kinds=("churn",), data_dir=str(sim_dir))
     decision = summary.decisions["churn"]
     assert decision["promoted"] is False and decision["reason"] == "worse than the champion"

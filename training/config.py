@@ -38,7 +38,8 @@ class TrainConfig:
     conversion_horizon_days: int = 90
     churn_horizon_days: int = 90
     clv_horizon_days: int = 365
-    snapshots: int = 18  # training cutoffs per classifier, monthly (as many as the history allows, up to this)
+    snapshots: int = 12  # churn's training cutoffs, monthly (as many as the history allows, up to this)
+    conversion_snapshots: int = 18  # conversion's: leads move fast, and older cohorts still teach the funnel
     snapshot_step_days: int = 30
     clv_snapshots: int = 24  # CLV's training cutoffs (windows cut at its validation cutoff), monthly
     min_positives: int = 50  # data-sufficiency check: fewer positive examples and a model is not trained
@@ -51,6 +52,9 @@ class TrainConfig:
     # CLV's year-long label windows leave it the fewest snapshots, and the holdout's are the newest. Churn is
     # not: its calibrator is fitted on the holdout, and the refit moves its margins away from that fit.
     refit_on_holdout: tuple[str, ...] = ("conversion", "clv")
+
+    def snapshot_count(self, kind: str) -> int:
+        return {"conversion": self.conversion_snapshots, "churn": self.snapshots, "clv": self.clv_snapshots}[kind]
 
     def horizon(self, kind: str) -> int:
         return {

@@ -312,7 +312,7 @@ def train_models(
             as_of,
             horizon,
             start,
-            config.clv_snapshots if cut else config.snapshots,
+            config.snapshot_count(kind),
             config.snapshot_step_days,
             config.min_history_days,
         )
