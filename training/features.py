@@ -789,6 +789,19 @@ def _funnel_features(
     return out
 
 
+def _first_order_age(cust: np.ndarray, age: np.ndarray, n: int) -> np.ndarray:
+    """Age (int64 ns before the cutoff) of each customer's first order; 0 without one (nothing is newer)."""
+    oldest = np.full(n, _NEVER, np.int64)
+    np.minimum.at(oldest, cust, -age)
+    return np.where(oldest == _NEVER, 0, -oldest)
+
+
+def _orders_first_age(orders: _Events, n: int) -> np.ndarray:
+    """`_first_order_age` of the order rows (refunds aside), as the purchase features count them."""
+    order = ~(orders.floats("amount") < 0)
+    return _first_order_age(orders.cust[order], orders.age[order], n)
+
+
 def _purchase_features(ev: _Events, n: int, spec: FeatureSpec, lay: _Layout) -> dict[str, np.ndarray]:
     """Recency, frequency, spend (sum/mean/max, trend, shares), order gaps and refunds."""
     out: dict[str, np.ndarray] = {}
@@ -804,10 +817,9 @@ def _purchase_features(ev: _Events, n: int, spec: FeatureSpec, lay: _Layout) -> 
     paid = np.bincount(cell, (amt > 0).astype(float), minlength=n * n_b).reshape(n, n_b).cumsum(axis=1)
     i90, i180, i360, i365 = range(4)
     out["days_since_last_order"] = _days(_min_age(cust, age, n))
-    oldest = np.full(n, _NEVER, np.int64)
-    np.minimum.at(oldest, cust, -age)
-    out["days_since_first_order"] = np.where(oldest == _NEVER, np.nan, -oldest / DAY_NS)
-    out["_first_order_age"] = np.where(oldest == _NEVER, 0, -oldest)  # int64 ns; 0: no order (nothing is newer)
+    first_age = _first_order_age(cust, age, n)
+    out["days_since_first_order"] = np.where(first_age == 0, np.nan, first_age / DAY_NS)
+    out["_first_order_age"] = first_age
     out["orders_total"] = counts[:, -1]
     out["orders_90d"] = counts[:, i90]
     out["orders_365d"] = counts[:, i365]
@@ -914,14 +926,15 @@ def _runs(fn: _Funnel, as_of: int) -> _Runs:
     return _Runs(cust, fn.stage[starts], start, end)
 
 
-def _touches_per_run(touches: _Events, ticket: np.ndarray, runs: _Runs) -> np.ndarray:
-    """Touches (tickets aside) in each run: each touch belongs to the customer's last run begun before it."""
+def _touches_per_run(touches: _Events, ticket: np.ndarray, first_order_age: np.ndarray, runs: _Runs) -> np.ndarray:
+    """A lead's touches (tickets and touches from the first order on aside) in each run: each touch belongs to
+    the customer's last run begun before it."""
     if not len(runs.cust) or not len(touches.cust):
         return np.zeros(len(runs.cust))
     # One sortable key per (customer, second): runs are already in that order.
     base = min(int(touches.t.min()), int(runs.start.min())) // 10**9
     run_keys = (runs.cust.astype(np.int64) << 34) | (runs.start // 10**9 - base)
-    keep = ~ticket
+    keep = ~ticket & (touches.age > first_order_age[touches.cust])
     cust, t = touches.cust[keep], touches.t[keep]
     idx = np.searchsorted(run_keys, (cust.astype(np.int64) << 34) | (t // 10**9 - base), side="right") - 1
     mine = (idx >= 0) & (runs.cust[np.maximum(idx, 0)] == cust)
@@ -940,13 +953,14 @@ def _stage_touch_rates(runs: _Runs, counts: np.ndarray, stages: tuple[str, ...])
 
 
 def _stage_touch_features(
-    touches: _Events, ticket: np.ndarray, fn: _Funnel, n: int, as_of: int, spec: FeatureSpec
+    touches: _Events, ticket: np.ndarray, first_order_age: np.ndarray, fn: _Funnel, as_of: int, spec: FeatureSpec
 ) -> dict[str, np.ndarray]:
     """A lead's touches against those usual for the time it spent in each open stage (its engagement with the
     stage mix taken out), before the current stage and in it, and what it would show in the current stage at
     its earlier engagement: a lead gone quiet in its stage (stalled) shows far fewer."""
+    n = len(first_order_age)
     runs = _runs(fn, as_of)
-    counts = _touches_per_run(touches, ticket, runs)
+    counts = _touches_per_run(touches, ticket, first_order_age, runs)
     days = runs.days
     names = ("previous_stage_touch_rate", "lead_touch_index", "stage_touch_index", "stage_expected_touches")
     out = {name: np.full(n, np.nan) for name in names}
@@ -1082,6 +1096,8 @@ def fit_feature_spec(
     events = _Events(touches, index, cutoff)
     runs = _runs(fn, cutoff)
     tickets = _ticket_rows(*events.codes("interaction"))
+    first_orders = _orders_first_age(_Events(orders, index, cutoff), len(index))
+    lead_touches = _touches_per_run(events, tickets, first_orders, runs)
     spec = FeatureSpec(
         stages=stages,
         channels=_top_values(touches, "channel", cutoff, MAX_CHANNELS),
@@ -1090,7 +1106,7 @@ def fit_feature_spec(
         categories=_top_values(orders, "product_category", cutoff, MAX_CATEGORIES),
         typical_stage_days=_typical_stage_days(fn, stages),
         purchase_season=fit_purchase_season(orders, pd.Timestamp(cutoff)),
-        typical_stage_touch_rate=_stage_touch_rates(runs, _touches_per_run(events, tickets, runs), stages),
+        typical_stage_touch_rate=_stage_touch_rates(runs, lead_touches, stages),
     )
     return spec
 
@@ -1137,7 +1153,7 @@ def build_feature_blocks(
     cols.update(_purchase_features(_Events(tables.get("orders"), index, cutoff), n, spec, lay))
     cols.update(_attribute_features(customers, rows, cutoff, created))
     first_order_age = cols.pop("_first_order_age")
-    cols.update(_stage_touch_features(touches, cols["_ticket"], fn, n, cutoff, spec))
+    cols.update(_stage_touch_features(touches, cols["_ticket"], first_order_age, fn, cutoff, spec))
     cols.update(_customer_life_features(touches, cols.pop("_ticket"), first_order_age, cols))
     cols.update(_lead_life_features(touches, cols.pop("_stage_start_age"), first_order_age, cols))
     no_orders = (cols["orders_total"] + cols["refunds_total"]) == 0  # any order row, as labels.buyers reads it
