@@ -7,6 +7,7 @@ A CLV bundle holds two boosters with a log link, how many orders (Poisson) and w
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import lightgbm as lgb
@@ -73,7 +74,12 @@ class SeasonTransfer:
         angle = np.arctan2(x[:, self.sin_column], x[:, self.cos_column]) % (2 * np.pi)
         known = np.isfinite(angle)
         day = np.round(np.where(known, angle, 0.0) * 365.25 / (2 * np.pi)).astype(int) % len(self.window_season)
-        return np.where(known, np.asarray(self.window_season)[day] / self.reference, 1.0)
+        return np.where(known, self._season[day] / self.reference, 1.0)
+
+    @functools.cached_property
+    def _season(self) -> np.ndarray:
+        """`window_season` as an array, built once per loaded bundle rather than on every prediction."""
+        return np.asarray(self.window_season, dtype=float)
 
     def apply(self, p: np.ndarray, x: np.ndarray) -> np.ndarray:
         return np.power(p, self.ratio(x))
