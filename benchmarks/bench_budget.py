@@ -45,7 +45,7 @@ def simulate_to(directory: Path, scenario: str, seed: int, customers: int) -> st
     import scipy.linalg  # noqa: F401  (load scipy's BLAS so that the limit covers it)
     from threadpoolctl import threadpool_limits
 
-    from training.simulate import SimConfig, simulate, write_simulation
+    from simulator.simulate import SimConfig, simulate, write_simulation
 
     with threadpool_limits(1):
         sim = simulate(SimConfig(customers=customers, seed=seed, scenario=scenario))
@@ -55,8 +55,8 @@ def simulate_to(directory: Path, scenario: str, seed: int, customers: int) -> st
 
 def advise(directory: Path, as_of: str, max_shift: float) -> dict:
     """Budget advice from the export as the contract reads it before as_of."""
-    from training.budget import budget_advice
-    from training.contract import load_tables
+    from crmdata.contract import load_tables
+    from marketing.budget import budget_advice
 
     tables = load_tables(directory, as_of=as_of)
     return budget_advice(tables, pd.Timestamp(as_of), max_shift=max_shift)
@@ -107,7 +107,7 @@ def print_row(row: dict, verbose: bool) -> None:
         flush=True,
     )
     if verbose:
-        from training.budget import format_advice
+        from marketing.budget import format_advice
 
         print(format_advice(row["advice"]), row["text"], sep="\n")
 

@@ -21,10 +21,10 @@ def run_one(customers: int, workdir: Path) -> dict:
     """Simulate, load, build one cutoff's features and train every model; return timings and peak RSS."""
     import pandas as pd
 
+    from crmdata.contract import load_tables
+    from simulator.simulate import SimConfig, simulate, write_simulation
     from training.config import TrainConfig
-    from training.contract import load_tables
     from training.features import build_features, fit_feature_spec
-    from training.simulate import SimConfig, simulate, write_simulation
     from training.train import train_models
 
     data = workdir / f"sim{customers}"

@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
+from crmdata.timeutil import naive_utc
 from serving import scorer, store
 from serving.auth import AdminScope, KeyRing, ReadScope
 from serving.channels import ChannelAdvisor, ChannelDataMissing
@@ -240,7 +241,7 @@ def _check(records: list[Record], settings: Settings, batch: str | None) -> None
             if len(getattr(rec, name)) > settings.max_history_events:
                 msg = f"at most {settings.max_history_events} events per lead"
                 errors.append({"type": "too_long", "loc": (*loc, name), "msg": msg})
-        if rec.created_at is not None and rec.as_of is None and scorer._naive_utc(rec.created_at) >= now:
+        if rec.created_at is not None and rec.as_of is None and naive_utc(rec.created_at) >= now:
             errors.append({"type": "value_error", "loc": (*loc, "created_at"), "msg": "created_at is in the future"})
     if errors:
         raise _invalid(errors)

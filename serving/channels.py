@@ -31,8 +31,8 @@ class ChannelAdvisor:
 
     def tables(self) -> tuple[dict, pd.Timestamp]:
         """The export's tables before the cutoff (default: after its last row), loaded on first use."""
-        from training.contract import load_tables
-        from training.train import data_end
+        from crmdata.contract import load_tables
+        from crmdata.timeutil import data_end
 
         if self.data_dir is None:
             raise ChannelDataMissing("set CRM_SCORING_DATA_DIR to the CRM export directory to get channel figures")
@@ -53,7 +53,7 @@ class ChannelAdvisor:
 
     def performance(self, clv: ModelBundle | None, method: str) -> list[dict]:
         """Per-channel spend, leads, conversions, CAC, value and ROI, credited by `method`."""
-        from training.channels import channel_performance
+        from marketing.channels import channel_performance
 
         tables, as_of = self.tables()
         frame = channel_performance(tables, as_of, self._values(clv), method=method)
@@ -62,7 +62,7 @@ class ChannelAdvisor:
 
     def budget(self, clv: ModelBundle | None, current_spend: dict[str, float] | None = None, **constraints) -> dict:
         """Recommended spend per channel under the constraints; `current_spend` overrides the observed level."""
-        from training.budget import fit_response_curves, recommend_budget
+        from marketing.budget import fit_response_curves, recommend_budget
 
         key = str(clv.metadata.get("version")) if clv is not None else "realised"
         tables, as_of = self.tables()

@@ -21,11 +21,12 @@ from operator import attrgetter
 import numpy as np
 import pandas as pd
 
+from crmdata.timeutil import naive_utc
 from serving.schemas import Record
 from training.bundle import ModelBundle
 from training.config import MODEL_KINDS, REGISTERED_NAMES
 from training.features import ArrayTable, FeatureBlocks, build_feature_blocks
-from training.scoring import churn_risk, conversion_tier, value_decile
+from training.tiers import churn_risk, conversion_tier, value_decile
 
 log = logging.getLogger(__name__)
 _EPOCH, _MICROSECOND = datetime(1970, 1, 1), timedelta(microseconds=1)
@@ -109,13 +110,9 @@ class ModelHolder:
 # ---------------------------------------------------------------------------------------------- request -> rows
 
 
-def _naive_utc(ts: datetime) -> datetime:
-    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo is not None else ts
-
-
 def _nanos(values: list[datetime]) -> np.ndarray:
     """Int64 nanoseconds since the epoch, naive UTC (aware datetimes converted), as `ArrayTable` wants them."""
-    micros = [((v if v.tzinfo is None else _naive_utc(v)) - _EPOCH) // _MICROSECOND for v in values]
+    micros = [((v if v.tzinfo is None else naive_utc(v)) - _EPOCH) // _MICROSECOND for v in values]
     return np.array(micros, dtype=np.int64) * 1000
 
 
@@ -143,7 +140,7 @@ def records_to_arrays(records: Sequence[Record], as_of: datetime) -> dict[str, A
         row = _GET["customers"](rec)
         if row[0] is None:  # created_at: the earliest history event, else one second before the cutoff
             stamps = [e.timestamp for e in (*rec.touchpoints, *rec.funnel_events, *rec.orders)]
-            row = (min([floor, *(_naive_utc(s) for s in stamps)]), *row[1:])
+            row = (min([floor, *(naive_utc(s) for s in stamps)]), *row[1:])
         customers.append(row)
         for table, events in (
             ("touchpoints", rec.touchpoints),
@@ -178,7 +175,7 @@ def _groups(records: Sequence[Record], now: datetime) -> dict[datetime, list[int
     """Record positions by cutoff (`as_of`, default `now`), naive UTC."""
     out: dict[datetime, list[int]] = defaultdict(list)
     for i, rec in enumerate(records):
-        out[_naive_utc(rec.as_of) if rec.as_of is not None else now].append(i)
+        out[naive_utc(rec.as_of) if rec.as_of is not None else now].append(i)
     return out
 
 
@@ -257,7 +254,7 @@ def score_existing_customers(models: ModelSet, customers: Sequence[Record], top:
             reasons = bundle.reasons(rows[kind], x, top) if top else None
             results[kind] = (bundle.predict_matrix(x), reasons)
         # Churn is defined for buyers only (at least one order before as_of), as in training.
-        buyer = [any(_naive_utc(o.timestamp) < as_of for o in rec.orders) for rec in group]
+        buyer = [any(naive_utc(o.timestamp) < as_of for o in rec.orders) for rec in group]
         p_churn, r_churn = results["churn"]
         v_clv, r_clv = results["clv"]
         risks = churn_risk(p_churn, churn.metadata["risk_thresholds"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from training.simulate import SimConfig, simulate, write_simulation
+from simulator.simulate import SimConfig, simulate, write_simulation
 
 AS_OF = pd.Timestamp("2024-12-31")
 
@@ -24,7 +24,7 @@ def sim_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tables(sim_dir):
     """The simulated tables before the training cutoff, loaded through the contract."""
-    from training.contract import load_tables
+    from crmdata.contract import load_tables
 
     return load_tables(sim_dir, as_of=AS_OF)
 
@@ -32,8 +32,9 @@ def tables(sim_dir):
 @pytest.fixture(scope="session")
 def trained_store(sim_dir, tables, tmp_path_factory):
     """A SQLite MLflow store with the three models trained as of 2024-12-31 and promoted to champion."""
+    from crm_scoring.pipelines import Export, train
+    from crmdata.funnel import DEFAULT_FUNNEL
     from training.config import TrainConfig
-    from training.train import run_training
 
     store = tmp_path_factory.mktemp("mlstore")
     uri = f"sqlite:///{store / 'mlflow.db'}"
@@ -41,7 +42,8 @@ def trained_store(sim_dir, tables, tmp_path_factory):
     os.environ["MLFLOW_TRACKING_URI"] = uri
     os.environ["CRM_SCORING_MODELS_DIR"] = str(store)
     try:
-        summary = run_training(tables, AS_OF, TrainConfig(), promote="auto", data_dir=str(sim_dir))
+        export = Export(tables, AS_OF, DEFAULT_FUNNEL)
+        summary = train(export, TrainConfig(), promote="auto", data_dir=str(sim_dir))
     finally:
         _restore(saved)
     return {"uri": uri, "dir": store, "summary": summary}

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.attribution import NO_TOUCH, attribute, compare_attribution, markov_removal_effects, touch_paths
-from training.channels import channel_performance, leads_per_period, spend_periods
+from marketing.attribution import NO_TOUCH, attribute, compare_attribution, markov_removal_effects, touch_paths
+from marketing.channels import channel_performance, leads_per_period, spend_periods
 
 AS_OF = pd.Timestamp("2024-02-01")
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import minimize
 
-from training.budget import (
+from marketing.budget import (
     FITTED,
     INSUFFICIENT,
     ChannelCurve,
@@ -23,7 +23,7 @@ from training.budget import (
     realised_lead_values,
     recommend_budget,
 )
-from training.simulate import SimConfig, simulate
+from simulator.simulate import SimConfig, simulate
 
 AS_OF = pd.Timestamp("2024-12-31")
 SIM_CUSTOMERS = 20_000

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from training.cli import app
+from crm_scoring.cli import app
 from training.scoring import SCORE_COLUMNS
 
 JUDGES = Path(__file__).resolve().parents[2] / "shared" / "tools"

@@ -20,7 +20,7 @@ def test_json_settings_work_too(tmp_path):
     path = tmp_path / "train.json"
     path.write_text('{"stages": ["new", "won"], "min_positives": 10}')
     config = load_config(path)
-    assert config.stages == ("new", "won") and config.min_positives == 10
+    assert config.funnel.stages == ("new", "won") and config.funnel.lost == "lost" and config.min_positives == 10
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training import contract
-from training.contract import (
-    DEFAULT_STAGES,
-    LOST_STAGE,
+from crmdata import contract
+from crmdata.contract import (
     TABLES,
     TIME_COLUMN,
     ContractError,
@@ -24,6 +22,7 @@ from training.contract import (
     validate_dir,
     write_table,
 )
+from crmdata.funnel import DEFAULT_FUNNEL, Funnel
 
 FORMATS = ["parquet", "csv"]
 
@@ -125,8 +124,8 @@ def test_spec_names_every_table_with_its_time_column():
     assert TABLES["customers"].required and not any(s.required for n, s in TABLES.items() if n != "customers")
     for name, spec in TABLES.items():
         assert TIME_COLUMN[name] in spec.required_columns
-    assert DEFAULT_STAGES == ("lead", "mql", "sql", "opportunity", "negotiation", "won")
-    assert LOST_STAGE == "lost"
+    assert DEFAULT_FUNNEL.stages == ("lead", "mql", "sql", "opportunity", "negotiation", "won")
+    assert DEFAULT_FUNNEL.lost == "lost"
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -557,9 +556,9 @@ def test_stage_order_is_configurable(tmp_path):
         ["prospect", "demo", "customer", "prospect", "lost", "prospect", "demo"], dtype="str"
     )
     write_dir(tmp_path, tables)
-    custom = ("prospect", "demo", "customer")
-    assert validate_dir(tmp_path, stages=custom).ok
-    assert load_tables(tmp_path, stages=custom)["funnel_events"]["stage"].nunique() == 4
+    custom = Funnel.of(("prospect", "demo", "customer"))
+    assert validate_dir(tmp_path, funnel=custom).ok
+    assert load_tables(tmp_path, funnel=custom)["funnel_events"]["stage"].nunique() == 4
     # Under the default order the same rows are unknown, except the always allowed terminal "lost".
     with pytest.raises(ContractError, match=r"funnel_events\.stage\): 6 rows .* are not a configured stage"):
         load_tables(tmp_path)
@@ -567,14 +566,13 @@ def test_stage_order_is_configurable(tmp_path):
 
 def test_default_stages_are_rejected_under_a_custom_order(tmp_path):
     write_dir(tmp_path, valid_tables())
-    [problem] = validate_dir(tmp_path, stages=("prospect", "customer")).problems
+    [problem] = validate_dir(tmp_path, funnel=Funnel.of(("prospect", "customer"))).problems
     assert problem.column == "stage" and "a stage in (prospect, customer, lost)" in str(problem)
 
 
-def test_empty_stage_order_is_rejected(tmp_path):
-    write_dir(tmp_path, valid_tables())
-    with pytest.raises(ValueError, match="stages"):
-        load_tables(tmp_path, stages=())
+def test_a_funnel_needs_at_least_two_stages():
+    with pytest.raises(ValueError, match="at least two"):
+        Funnel.of(())
 
 
 # ------------------------------------------------------------------------------------------ summary

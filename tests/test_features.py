@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from crmdata.funnel import DEFAULT_FUNNEL
 from training.features import (
-    DEFAULT_STAGES,
     FeatureSpec,
     build_features,
     feature_labels,
@@ -23,7 +23,7 @@ SIM_AS_OF = pd.Timestamp("2024-12-31")  # the cutoff of the shared simulated exp
 SECOND = 1 / 86_400  # one second in days
 
 SPEC = FeatureSpec(
-    stages=DEFAULT_STAGES,
+    funnel=DEFAULT_FUNNEL,
     channels=("email", "web"),
     interactions=("open", "visit", "ticket"),
     order_channels=("online", "store"),

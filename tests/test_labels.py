@@ -5,14 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from crmdata.populations import buyers, open_leads
 from training.labels import (
-    buyers,
     censored_cutoffs,
     make_churn_labels,
     make_clv_labels,
     make_clv_order_counts,
     make_conversion_labels,
-    open_leads,
     snapshot_cutoffs,
     window_exposure,
 )

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from training.cli import app
-from training.contract import read_table, validate_dir
-from training.simulate import SimConfig, simulate, write_simulation
+from crm_scoring.cli import app
+from crmdata.contract import read_table, validate_dir
+from simulator.simulate import SimConfig, simulate, write_simulation
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from crmdata.contract import TIME_COLUMN
 from tests.conftest import AS_OF
 from training.config import TrainConfig
-from training.contract import TIME_COLUMN
 from training.features import build_features, fit_feature_spec
 from training.train import train_models
 
@@ -40,7 +40,7 @@ def _scramble_after(tables: dict, cutoff: pd.Timestamp) -> dict:
 
 
 def test_training_never_reads_rows_at_or_after_the_cutoff(sim_dir):
-    from training.contract import load_tables
+    from crmdata.contract import load_tables
 
     cutoff = pd.Timestamp("2024-10-01")
     full = load_tables(sim_dir)  # holds rows up to the end of 2025
@@ -218,7 +218,7 @@ def test_a_worse_challenger_does_not_replace_the_champion(tables, sim_dir, tmp_p
     assert run.data.params["promotion.reason"] == "worse than the champion"
     json.dumps(decision)  # the decision is plain data
     # Four months on, the holdout's labels all come after the champion's cutoff: it is scored there.
-    from training.contract import load_tables
+    from crmdata.contract import load_tables
 
     later = AS_OF + pd.Timedelta(days=120)
     newer = run_training(load_tables(sim_dir, as_of=later), later, FAST, kinds=("churn",), data_dir=str(sim_dir))

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crmdata.populations import buyers
 from training.dataset import labels_at
 from training.evaluate import classification_metrics, regression_metrics
-from training.labels import buyers
 from training.scoring import score_customers
 
 PREDICTION = {"conversion": "conversion_probability", "churn": "churn_probability", "clv": "expected_clv"}
@@ -23,7 +23,7 @@ ORACLE = {"conversion": "p_conversion", "churn": "p_churn", "clv": "expected_clv
 
 def _before(tables: dict, as_of: pd.Timestamp) -> dict:
     """The tables as they were before `as_of` (rows strictly earlier)."""
-    from training.contract import TIME_COLUMN
+    from crmdata.contract import TIME_COLUMN
 
     return {name: None if frame is None else frame[frame[TIME_COLUMN[name]] < as_of] for name, frame in tables.items()}
 
@@ -48,7 +48,7 @@ def backtest(tables: dict, as_of: pd.Timestamp, bundles: dict, truth: pd.DataFra
     out: dict[str, dict] = {}
     for kind, bundle in bundles.items():
         horizon = int(bundle.metadata["horizon_days"])
-        labels = labels_at(kind, tables, as_of, horizon)
+        labels = labels_at(kind, tables, as_of, horizon, funnel=bundle.spec.funnel)
         if kind == "clv":  # judged on customers with a purchase history, as the oracle's CLV is
             labels = labels.reindex(buyers(tables.get("orders"), as_of))
         pred = scores[PREDICTION[kind]].reindex(labels.index)

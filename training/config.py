@@ -7,7 +7,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from training.contract import DEFAULT_STAGES
+from crmdata.funnel import DEFAULT_FUNNEL, Funnel
 
 MODEL_KINDS = ("conversion", "churn", "clv")
 REGISTERED_NAMES = {"conversion": "crm_conversion", "churn": "crm_churn", "clv": "crm_clv"}
@@ -44,7 +44,7 @@ class TrainConfig:
     clv_snapshots: int = 24  # CLV's training cutoffs (windows cut at its validation cutoff), monthly
     min_positives: int = 50  # data-sufficiency check: fewer positive examples and a model is not trained
     min_history_days: int = 60
-    stages: tuple[str, ...] = DEFAULT_STAGES
+    funnel: Funnel = DEFAULT_FUNNEL  # the file's `stages` (in order, won last) and `lost_stage`
     lightgbm: LightGBMParams = field(default_factory=LightGBMParams)
     conversion_tiers: tuple[float, float, float] = (0.1, 0.3, 0.6)  # top shares of leads in tiers A, A+B, A+B+C
     churn_risk_thresholds: tuple[float, float] = (0.4, 0.7)  # medium from, high from
@@ -64,7 +64,7 @@ class TrainConfig:
         }[kind]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "funnel": self.funnel.to_dict()}
 
 
 def load_config(path: Path | None = None, **overrides) -> TrainConfig:
@@ -73,7 +73,7 @@ def load_config(path: Path | None = None, **overrides) -> TrainConfig:
     if path is not None:
         text = Path(path).read_text()
         values = json.loads(text) if Path(path).suffix == ".json" else tomllib.loads(text)
-    known = {f.name for f in fields(TrainConfig)}
+    known = ({f.name for f in fields(TrainConfig)} - {"funnel"}) | {"stages", "lost_stage"}
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"{path}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -81,7 +81,10 @@ def load_config(path: Path | None = None, **overrides) -> TrainConfig:
     lgb_known = {f.name for f in fields(LightGBMParams)}
     if set(lgb_values) - lgb_known:
         raise ValueError(f"{path}: unknown lightgbm setting(s) {sorted(set(lgb_values) - lgb_known)}")
-    for key in ("stages", "conversion_tiers", "churn_risk_thresholds", "refit_on_holdout"):
+    if "stages" in values or "lost_stage" in values:
+        stages = values.pop("stages", DEFAULT_FUNNEL.stages)
+        values["funnel"] = Funnel.of(stages, values.pop("lost_stage", None))
+    for key in ("conversion_tiers", "churn_risk_thresholds", "refit_on_holdout"):
         if key in values:
             values[key] = tuple(values[key])
     odd = set(values.get("refit_on_holdout", ())) - set(MODEL_KINDS)

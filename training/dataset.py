@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from crmdata.funnel import DEFAULT_FUNNEL, Funnel
+from crmdata.populations import eligible_ids
 from training.config import TrainConfig
 from training.features import FeatureSpec, build_features
 from training.labels import (
-    buyers,
     make_churn_labels,
     make_clv_labels,
     make_clv_order_counts,
     make_conversion_labels,
-    open_leads,
     window_exposure,
 )
 
@@ -44,24 +44,21 @@ class Snapshot:
     exposure: pd.Series | None = None  # CLV only: the share of the horizon each row's window observed
 
 
-def eligible_ids(kind: str, tables: dict, as_of: pd.Timestamp) -> pd.Index:
-    """The rows a model scores at `as_of`: open leads (conversion), buyers (churn), both (clv)."""
-    funnel, orders = tables.get("funnel_events"), tables.get("orders")
-    if kind == "conversion":
-        return open_leads(funnel, orders, as_of)
-    if kind == "churn":
-        return buyers(orders, as_of)
-    return buyers(orders, as_of).union(open_leads(funnel, orders, as_of))
-
-
-def labels_at(kind: str, tables: dict, as_of: pd.Timestamp, horizon: int, end: pd.Timestamp | None = None) -> pd.Series:
+def labels_at(
+    kind: str,
+    tables: dict,
+    as_of: pd.Timestamp,
+    horizon: int,
+    end: pd.Timestamp | None = None,
+    funnel: Funnel = DEFAULT_FUNNEL,
+) -> pd.Series:
     """The target of `kind` for its eligible rows at `as_of` (CLV's window cut at `end` if given)."""
-    funnel, orders = tables.get("funnel_events"), tables.get("orders")
+    events, orders = tables.get("funnel_events"), tables.get("orders")
     if kind == "conversion":
-        return make_conversion_labels(funnel, orders, as_of, horizon)
+        return make_conversion_labels(events, orders, as_of, horizon, funnel)
     if kind == "churn":
         return make_churn_labels(orders, as_of, horizon)
-    return make_clv_labels(orders, eligible_ids("clv", tables, as_of), as_of, horizon, end)
+    return make_clv_labels(orders, eligible_ids("clv", tables, as_of, funnel), as_of, horizon, end)
 
 
 class FeatureCache:
@@ -83,11 +80,12 @@ def snapshot(
     horizon: int,
     features: Callable[[pd.Timestamp], pd.DataFrame],
     end: pd.Timestamp | None = None,
+    funnel: Funnel = DEFAULT_FUNNEL,
 ) -> Snapshot:
     """Stack the features and labels of `kind` at each cutoff (CLV's windows cut at `end` if given)."""
     frames, labels, stamps, counts, exposure = [], [], [], [], []
     for cutoff in cutoffs:
-        y = labels_at(kind, tables, cutoff, horizon, end)
+        y = labels_at(kind, tables, cutoff, horizon, end, funnel)
         x = features(cutoff).reindex(y.index)
         frames.append(x)
         labels.append(y)

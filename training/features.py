@@ -9,9 +9,10 @@ Everything is vectorised over customers (integer customer codes, `np.bincount`, 
 function serves a training snapshot of 50,000 customers and a scoring request for one.
 
 Definitions that are not obvious from the column names:
-- Funnel: events with a stage outside `spec.stages` and "lost" are ignored. A stage change is an event whose
-  stage differs from the customer's previous event (the first event is an entry, not a change); a repeated
-  record of the same stage does not restart `days_in_stage` but does reset `days_since_last_stage_change`
+- Funnel: events with a stage outside the spec's funnel (its ordered stages and its lost stage) are ignored.
+  A stage change is an event whose stage differs from the customer's previous event (the first event is an
+  entry, not a change); a repeated record of the same stage does not restart `days_in_stage` but does reset
+  `days_since_last_stage_change`
   (time since the last funnel record). A regression is a change to an earlier stage, neither side "lost";
   a reopening is a change from "lost" to any stage. `current_stage_index` is -1 for lost, NaN without events.
   `stall_ratio` = days in an open stage / `spec.typical_stage_days` of that stage (NaN for won and lost).
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,10 +36,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crmdata.funnel import DEFAULT_FUNNEL, Funnel
 from training.seasonality import fit_purchase_season, season_cumulative, season_sum
 
-DEFAULT_STAGES: tuple[str, ...] = ("lead", "mql", "sql", "opportunity", "negotiation", "won")
-LOST = "lost"
 NO_STAGE = "none"
 TICKET = "ticket"
 LOW_SATISFACTION = 2.0  # a rating at or below this is a low-satisfaction ticket
@@ -100,7 +100,7 @@ _ORDER_EDGES = (90, 180, 360, 365)
 class FeatureSpec:
     """What the features look like, learned from training data once and stored with the model."""
 
-    stages: tuple[str, ...]
+    funnel: Funnel  # the stage vocabulary the model was trained with; every command and the API use it
     channels: tuple[str, ...]  # touch channels seen in training (most frequent first, at most 12)
     interactions: tuple[str, ...]  # interactions seen (at most 12)
     order_channels: tuple[str, ...]  # transaction channels (at most 8)
@@ -117,15 +117,23 @@ class FeatureSpec:
             lay = _spec_layout(self)
             self.categorical, self.columns = lay.categorical, lay.columns
 
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The funnel's ordered stages (won last)."""
+        return self.funnel.stages
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (lists for tuples), to store next to the model."""
-        return {k: (list(v) if isinstance(v, tuple) else dict(v)) for k, v in asdict(self).items()}
+        plain = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "funnel"}
+        out = {k: (list(v) if isinstance(v, tuple) else dict(v)) for k, v in plain.items()}
+        return {"funnel": self.funnel.to_dict(), **out}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
         """The spec stored by `to_dict`."""
         dicts = ("typical_stage_days", "typical_stage_touch_rate")
-        return cls(**{k: (dict(v) if k in dicts else tuple(v)) for k, v in data.items()})
+        rest = {k: (dict(v) if k in dicts else tuple(v)) for k, v in data.items() if k != "funnel"}
+        return cls(funnel=Funnel.from_dict(data["funnel"]), **rest)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -709,11 +717,11 @@ class _Funnel:
     run_start: np.ndarray  # the customer's first event, or a different stage than the event before
 
 
-def _funnel(ev: _Events, stages: tuple[str, ...]) -> _Funnel:
-    """Order the funnel events; events with a stage outside `stages` and "lost" are ignored."""
+def _funnel(ev: _Events, funnel: Funnel) -> _Funnel:
+    """Order the funnel events; events with a stage outside the funnel's stages and lost stage are ignored."""
     codes, values = ev.codes("stage")
-    known = _lookup(values, (*stages, LOST), -2)
-    stage = np.where(known == len(stages), -1, known)[codes]
+    known = _lookup(values, funnel.allowed, -2)
+    stage = np.where(known == len(funnel.stages), -1, known)[codes]
     keep = np.flatnonzero(stage >= -1)
     order = keep[np.lexsort((keep, ev.t[keep], ev.cust[keep]))]
     cust, stage, t = ev.cust[order], stage[order], ev.t[order]
@@ -724,15 +732,15 @@ def _funnel(ev: _Events, stages: tuple[str, ...]) -> _Funnel:
     return _Funnel(cust, stage, t, first, run_start)
 
 
-def _typical_stage_days(fn: _Funnel, stages: tuple[str, ...]) -> dict[str, float]:
+def _typical_stage_days(fn: _Funnel, funnel: Funnel) -> dict[str, float]:
     """Median days of the completed stays (the next stage change came before `as_of`) in each stage."""
     starts = np.flatnonzero(fn.run_start)
     done = fn.cust[starts[1:]] == fn.cust[starts[:-1]]
     stage = fn.stage[starts[:-1]][done]
     days = (fn.t[starts[1:]] - fn.t[starts[:-1]])[done] / DAY_NS
     out = {}
-    for j, name in enumerate((*stages, LOST)):
-        stays = days[stage == (j if j < len(stages) else -1)]
+    for j, name in enumerate(funnel.allowed):
+        stays = days[stage == (j if j < len(funnel.stages) else -1)]
         if len(stays):
             out[name] = float(np.median(stays))
     return out
@@ -751,7 +759,7 @@ def _funnel_features(
     current = np.full(n, -3, np.int64)  # -3: no funnel events
     current[who] = stage[last]
     has = current != -3
-    names = np.array([*map(str, stages), LOST, NO_STAGE], dtype=object)
+    names = np.array([*map(str, stages), spec.funnel.lost, NO_STAGE], dtype=object)
     out["current_stage"] = names[np.where(current >= 0, current, np.where(current == -1, n_s, n_s + 1))]
     out["current_stage_index"] = np.where(has, current, np.nan).astype(float)
     furthest = np.full(n, -1, np.int64)
@@ -1078,33 +1086,31 @@ def _top_values(frame: pd.DataFrame | None, name: str, as_of: int, limit: int) -
 
 
 def fit_feature_spec(
-    tables: dict[str, pd.DataFrame | None], as_of: pd.Timestamp, stages: tuple[str, ...] = DEFAULT_STAGES
+    tables: dict[str, pd.DataFrame | None], as_of: pd.Timestamp, funnel: Funnel = DEFAULT_FUNNEL
 ) -> FeatureSpec:
     """Learn the feature layout from the training tables' rows before `as_of` (exclusive).
 
     Channel, interaction, order-channel and category lists keep the most frequent values (ties by name);
     `typical_stage_days` is the median length of the completed stays in each stage before `as_of`.
-    The last of `stages` is the won stage; "lost" is the terminal stage outside the order.
+    The funnel (its stages, won last, and its lost stage) is stored in the spec.
     """
-    stages = tuple(stages)
-    if len({_slug(s) for s in stages}) != len(stages) or LOST in stages or not stages:
-        raise ValueError(f"stages must be distinct, non-empty and exclude {LOST!r}: {stages}")
+    stages = funnel.stages
     cutoff = _as_of_ns(as_of)
     touches, orders = tables.get("touchpoints"), tables.get("orders")
     _, index, _ = _customers(tables.get("customers"), cutoff)
-    fn = _funnel(_Events(tables.get("funnel_events"), index, cutoff), stages)
+    fn = _funnel(_Events(tables.get("funnel_events"), index, cutoff), funnel)
     events = _Events(touches, index, cutoff)
     runs = _runs(fn, cutoff)
     tickets = _ticket_rows(*events.codes("interaction"))
     first_orders = _orders_first_age(_Events(orders, index, cutoff), len(index))
     lead_touches = _touches_per_run(events, tickets, first_orders, runs)
     spec = FeatureSpec(
-        stages=stages,
+        funnel=funnel,
         channels=_top_values(touches, "channel", cutoff, MAX_CHANNELS),
         interactions=_top_values(touches, "interaction", cutoff, MAX_INTERACTIONS),
         order_channels=_top_values(orders, "channel", cutoff, MAX_ORDER_CHANNELS),
         categories=_top_values(orders, "product_category", cutoff, MAX_CATEGORIES),
-        typical_stage_days=_typical_stage_days(fn, stages),
+        typical_stage_days=_typical_stage_days(fn, funnel),
         purchase_season=fit_purchase_season(orders, pd.Timestamp(cutoff)),
         typical_stage_touch_rate=_stage_touch_rates(runs, lead_touches, stages),
     )
@@ -1148,7 +1154,7 @@ def build_feature_blocks(
     n = len(index)
     touches = _Events(tables.get("touchpoints"), index, cutoff)
     cols = _channel_features(touches, n, spec, lay)
-    fn = _funnel(_Events(tables.get("funnel_events"), index, cutoff), tuple(spec.stages))
+    fn = _funnel(_Events(tables.get("funnel_events"), index, cutoff), spec.funnel)
     cols.update(_funnel_features(fn, n, cutoff, created, spec, lay))
     cols.update(_purchase_features(_Events(tables.get("orders"), index, cutoff), n, spec, lay))
     cols.update(_attribute_features(customers, rows, cutoff, created))

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from training.contract import LOST_STAGE
-
-WON_STAGE = "won"
+from crmdata.funnel import DEFAULT_FUNNEL, Funnel
+from crmdata.populations import buyers, open_leads
 
 
 def _window(frame: pd.DataFrame, as_of: pd.Timestamp, days: int) -> pd.DataFrame:
@@ -18,29 +17,17 @@ def _window(frame: pd.DataFrame, as_of: pd.Timestamp, days: int) -> pd.DataFrame
     return frame[(ts >= as_of) & (ts < as_of + pd.Timedelta(days=days))]
 
 
-def open_leads(funnel_events: pd.DataFrame | None, orders: pd.DataFrame | None, as_of: pd.Timestamp) -> pd.Index:
-    """Leads not yet won or lost at `as_of` (by their last stage before it) and without an order before it."""
-    if funnel_events is None or funnel_events.empty:
-        return pd.Index([], name="customer_id", dtype=object)
-    past = funnel_events[funnel_events["timestamp"] < as_of]
-    last = past.sort_values("timestamp", kind="stable").groupby("customer_id", sort=True)["stage"].last()
-    ids = last.index[~last.isin([WON_STAGE, LOST_STAGE])]
-    return ids.difference(buyers(orders, as_of)).rename("customer_id")
-
-
-def buyers(orders: pd.DataFrame | None, as_of: pd.Timestamp) -> pd.Index:
-    """Customers with at least one order before `as_of` (the population of churn and CLV)."""
-    if orders is None or orders.empty:
-        return pd.Index([], name="customer_id", dtype=object)
-    return pd.Index(orders.loc[orders["timestamp"] < as_of, "customer_id"].unique(), name="customer_id").sort_values()
-
-
 def make_conversion_labels(
-    funnel_events: pd.DataFrame | None, orders: pd.DataFrame | None, as_of: pd.Timestamp, horizon_days: int
+    funnel_events: pd.DataFrame | None,
+    orders: pd.DataFrame | None,
+    as_of: pd.Timestamp,
+    horizon_days: int,
+    funnel: Funnel = DEFAULT_FUNNEL,
 ) -> pd.Series:
-    """1 for an open lead at `as_of` that reaches `won` or places a first order within the horizon, else 0."""
-    leads = open_leads(funnel_events, orders, as_of)
-    won = set(_window(funnel_events, as_of, horizon_days).query("stage == @WON_STAGE")["customer_id"])
+    """1 for an open lead at `as_of` that reaches the won stage or places a first order within the horizon."""
+    leads = open_leads(funnel_events, orders, as_of, funnel)
+    window = _window(funnel_events, as_of, horizon_days)
+    won = set(window.loc[window["stage"] == funnel.won, "customer_id"])
     if orders is not None:
         won |= set(_window(orders, as_of, horizon_days)["customer_id"])
     return pd.Series(leads.isin(list(won)).astype(int), index=leads, name="converted")

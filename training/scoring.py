@@ -11,9 +11,10 @@ import json
 import numpy as np
 import pandas as pd
 
+from crmdata.populations import eligible_ids
 from training.bundle import ModelBundle
-from training.dataset import eligible_ids
 from training.features import build_features
+from training.tiers import churn_risk, conversion_tier, value_decile
 
 SCORE_COLUMNS = [
     "customer_id",
@@ -27,25 +28,6 @@ SCORE_COLUMNS = [
     "top_reasons",
 ]
 CONTEXT_COLUMNS = ["source_channel", "current_stage", "industry", "region", "stall_ratio", "value_decile"]
-TIERS = np.array(["A", "B", "C", "D"], dtype=object)
-RISKS = np.array(["low", "medium", "high"], dtype=object)
-
-
-def conversion_tier(probability: np.ndarray, thresholds: list[float]) -> np.ndarray:
-    """A/B/C/D by the holdout's top-share probability thresholds (A: the best leads)."""
-    a, b, c = thresholds
-    return TIERS[np.select([probability >= a, probability >= b, probability >= c], [0, 1, 2], 3)]
-
-
-def churn_risk(probability: np.ndarray, thresholds: list[float]) -> np.ndarray:
-    """low / medium / high churn risk by probability thresholds."""
-    medium, high = thresholds
-    return RISKS[np.select([probability >= high, probability >= medium], [2, 1], 0)]
-
-
-def value_decile(value: np.ndarray, cutpoints: list[float]) -> np.ndarray:
-    """1 (lowest) to 10 (highest) value decile by the holdout's cut points."""
-    return np.searchsorted(np.asarray(cutpoints), value, side="right") + 1
 
 
 def score_customers(
@@ -61,7 +43,7 @@ def score_customers(
     out["stall_ratio"] = base["stall_ratio"] if "stall_ratio" in base.columns else np.nan
     reason_map: dict[str, dict] = {cid: {} for cid in out.index}
     for kind, bundle in bundles.items():
-        ids = eligible_ids(kind, tables, as_of).intersection(out.index)
+        ids = eligible_ids(kind, tables, as_of, bundle.spec.funnel).intersection(out.index)
         frame = features[id(bundle.spec)].loc[ids]
         if frame.empty:
             continue

@@ -19,6 +19,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from crmdata.timeutil import data_start
 from training.bundle import Calibrator, CategoryEncoder, ModelBundle, SeasonTransfer
 from training.config import MODEL_KINDS, REGISTERED_NAMES, TrainConfig
 from training.dataset import (
@@ -78,24 +79,6 @@ class TrainOutcome:
     skipped: dict[str, str] = field(default_factory=dict)
     data_window: tuple[str, str] = ("", "")
     fingerprint: str = ""
-
-
-def data_start(tables: dict) -> pd.Timestamp:
-    """The earliest timestamp in the data (customers' creation included)."""
-    firsts = [tables["customers"]["created_at"].min()]
-    for name in ("touchpoints", "funnel_events", "orders"):
-        if tables.get(name) is not None and len(tables[name]):
-            firsts.append(tables[name]["timestamp"].min())
-    return min(firsts)
-
-
-def data_end(tables: dict) -> pd.Timestamp:
-    """The day after the latest timestamp in the data: the default cutoff that keeps every row."""
-    lasts = [tables["customers"]["created_at"].max()]
-    for name in ("touchpoints", "funnel_events", "orders"):
-        if tables.get(name) is not None and len(tables[name]):
-            lasts.append(tables[name]["timestamp"].max())
-    return max(lasts).normalize() + pd.Timedelta(days=1)
 
 
 def fingerprint(tables: dict) -> str:
@@ -298,7 +281,7 @@ def train_models(
 ) -> TrainOutcome:
     """Build snapshots, fit and evaluate each model; skip (with the reason) those the data cannot support."""
     start = data_start(tables)
-    spec = fit_feature_spec(tables, as_of, stages=config.stages)
+    spec = fit_feature_spec(tables, as_of, funnel=config.funnel)
     outcome = TrainOutcome(
         as_of=as_of, spec=spec, fingerprint=fingerprint(tables), data_window=(str(start), str(as_of))
     )
@@ -318,8 +301,8 @@ def train_models(
         )
         try:
             check_sufficiency(kind, config, tables, as_of, train_cutoffs, start)
-            train = snapshot(kind, tables, train_cutoffs, horizon, cache, end=validation if cut else None)
-            valid = snapshot(kind, tables, [validation], horizon, cache, end=as_of if cut else None)
+            train = snapshot(kind, tables, train_cutoffs, horizon, cache, validation if cut else None, spec.funnel)
+            valid = snapshot(kind, tables, [validation], horizon, cache, as_of if cut else None, spec.funnel)
             check_positives(kind, config, train, valid)
         except InsufficientData as why:
             outcome.skipped[kind] = str(why)
@@ -329,7 +312,9 @@ def train_models(
         result = evaluate_result(kind, bundle, train, valid)  # holdout figures of the fit that never saw it
         if kind in config.refit_on_holdout:
             # Every row again, windows now observed up to the training cutoff, for the rounds chosen above.
-            rows = snapshot(kind, tables, [validation, *train_cutoffs], horizon, cache, end=as_of if cut else None)
+            rows = snapshot(
+                kind, tables, [validation, *train_cutoffs], horizon, cache, as_of if cut else None, spec.funnel
+            )
             result.bundle = bundle = fit_bundle(kind, rows, valid, spec, config, refit=bundle)
         bundle.metadata = {
             "kind": kind,
@@ -556,9 +541,18 @@ class TrainSummary:
 
 
 def run_training(
-    tables: dict, as_of: pd.Timestamp, config: TrainConfig, promote: str = "auto", data_dir: str = "", kinds=MODEL_KINDS
+    tables: dict,
+    as_of: pd.Timestamp,
+    config: TrainConfig,
+    promote: str = "auto",
+    data_dir: str = "",
+    kinds=MODEL_KINDS,
+    extra_logging=None,
 ) -> TrainSummary:
-    """Train every model the data supports, then log, register and promote them in MLflow."""
+    """Train every model the data supports, then log, register and promote them in MLflow.
+
+    `extra_logging(outcome, tables)` runs inside the parent run (the pipeline logs its channel report there).
+    """
     import sys
 
     from rich.progress import Progress
@@ -567,26 +561,8 @@ def run_training(
         task = bar.add_task("training", total=len(kinds))
         outcome = train_models(tables, as_of, config, kinds, progress=lambda kind: bar.advance(task))
     decisions = (
-        log_and_register(outcome, tables, config, promote, data_dir, extra_logging=log_channels)
+        log_and_register(outcome, tables, config, promote, data_dir, extra_logging=extra_logging)
         if outcome.results
         else {}
     )
     return TrainSummary(outcome, decisions)
-
-
-def log_channels(outcome: TrainOutcome, tables: dict) -> None:
-    """Log channel performance and budget advice (with a spend chart) to the active run, when spend exists."""
-    import mlflow
-
-    from training.budget import log_channel_report
-    from training.scoring import model_lead_values
-
-    if tables.get("channel_spend") is None or tables["channel_spend"].empty:
-        mlflow.set_tag("channels", "skipped: no channel_spend table")
-        return
-    clv = outcome.results.get("clv")
-    values = model_lead_values(tables, outcome.as_of, clv.bundle if clv else None)
-    try:
-        log_channel_report(tables, outcome.as_of, values)
-    except ValueError as exc:  # too little spend history to fit curves: say so, keep the models
-        mlflow.set_tag("channels", f"skipped: {exc}")

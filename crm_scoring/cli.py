@@ -50,7 +50,7 @@ def simulate(
     """Simulate a CRM export with ground truth (truth/customers, truth/channels.json, truth/meta.json)."""
     import time
 
-    from training.simulate import SimConfig, simulate, write_simulation
+    from simulator.simulate import SimConfig, simulate, write_simulation
 
     began = time.perf_counter()
     try:
@@ -65,14 +65,21 @@ def simulate(
     typer.echo(f"truth as of {sim.meta['as_of'][:10]}: {out / 'truth'}")
 
 
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML or JSON training settings.")]
+
+
 @app.command()
-def validate(data: DataDir) -> None:
-    """Check a data directory against the data contract; list every problem, exit 1 if any."""
-    from training.contract import format_summary, validate_dir
+def validate(data: DataDir, config: ConfigFile = None) -> None:
+    """Check a data directory against the data contract; list every problem, exit 1 if any.
+
+    The funnel stages come from `--config` when given, else from the registered champions, else the defaults.
+    """
+    from crmdata.contract import format_summary, validate_dir
 
     if not data.is_dir():
         _fail(f"{data}: not a directory", 2)
-    report = validate_dir(data)
+    funnel = _config(config, None, None, None).funnel if config else _champions(required=False, quiet=True)[2]
+    report = validate_dir(data, funnel=funnel)
     if not report.ok:
         for problem in report.problems:
             typer.secho(str(problem), fg=typer.colors.RED, err=True)
@@ -96,23 +103,34 @@ class Promote(StrEnum):
     never = "never"
 
 
-def _load(data: Path, as_of: str | None, stages=None):
+def _load(data: Path, as_of: str | None, funnel=None):
     """Load and validate the tables before `as_of` (default: after the last row); exit 2 on contract errors."""
-
-    from training.contract import DEFAULT_STAGES, ContractError, load_tables
+    from crm_scoring.pipelines import load_export
+    from crmdata.contract import ContractError
+    from crmdata.funnel import DEFAULT_FUNNEL
 
     if not data.is_dir():
         _fail(f"{data}: not a directory", 2)
-    cutoff = _cutoff(as_of) if as_of else None
     try:
-        tables = load_tables(data, as_of=cutoff, stages=stages or DEFAULT_STAGES)
+        return load_export(data, _cutoff(as_of) if as_of else None, funnel or DEFAULT_FUNNEL)
     except ContractError as exc:
         _fail(f"the data in {data} breaks the contract:\n{exc}", 2)
-    if cutoff is None:
-        from training.train import data_end
 
-        cutoff = data_end(tables)
-    return tables, cutoff
+
+def _champions(kinds=None, required: bool = True, quiet: bool = False):
+    """The @champion models and the funnel they were trained on; exit 1 when none is registered and one must be."""
+    from crm_scoring.pipelines import champions, funnel_of
+
+    bundles, missing = champions(kinds)
+    if not quiet:
+        for name, why in missing.items():
+            typer.secho(f"no champion for {name}: {why}", fg=typer.colors.YELLOW, err=True)
+    if required and not bundles:
+        _fail("no champion model is registered: run `crm-score train` first")
+    try:
+        return bundles, missing, funnel_of(bundles)
+    except ValueError as exc:
+        _fail(str(exc), 2)
 
 
 def _cutoff(as_of: str):
@@ -138,7 +156,7 @@ def _config(config: Path | None, conv: int | None, churn: int | None, clv: int |
 def train(
     data: DataDir,
     as_of: AsOf = None,
-    config: Annotated[Path | None, typer.Option("--config", help="TOML or JSON training settings.")] = None,
+    config: ConfigFile = None,
     promote: Annotated[
         Promote, typer.Option(help="Move @champion: auto (if not worse), always, never.")
     ] = Promote.auto,
@@ -149,11 +167,10 @@ def train(
     """Train, evaluate, log and register the conversion, churn and CLV models as of a cutoff."""
     from rich.console import Console
 
-    from training.train import run_training
+    from crm_scoring import pipelines
 
     cfg = _config(config, conversion_horizon_days, churn_horizon_days, clv_horizon_days)
-    tables, cutoff = _load(data, as_of, cfg.stages)
-    summary = run_training(tables, cutoff, cfg, promote.value, str(data))
+    summary = pipelines.train(_load(data, as_of, cfg.funnel), cfg, promote.value, str(data))
     console = Console(stderr=False, width=140)
     console.print(summary.table())
     for kind, reason in summary.outcome.skipped.items():
@@ -179,25 +196,17 @@ def score(
 
     The open leads also go to the API's prospect store, ranked by expected value.
     """
-    from training.registry import configure, load_champions
-    from training.scoring import score_customers, write_scores
+    from crm_scoring import pipelines
 
     if out.suffix not in (".csv", ".parquet"):
         _fail(f"--out {out}: the score file must end in .csv or .parquet", 2)
-    tables, cutoff = _load(data, as_of)
-    configure()
-    bundles, missing = load_champions()
-    for name, why in missing.items():
-        typer.secho(f"no champion for {name}: {why}", fg=typer.colors.YELLOW, err=True)
-    if not bundles:
-        _fail("no champion model is registered: run `crm-score train` first")
+    bundles, _, funnel = _champions()
     _check_horizons(bundles, conversion=conversion_horizon_days, churn=churn_horizon_days, clv=clv_horizon_days)
-    scores = score_customers(tables, cutoff, bundles, reasons=reasons)
-    write_scores(scores, out)
-    from serving.store import write_prospects
-
-    store = write_prospects(scores, prospects_db)
-    typer.echo(f"scored {len(scores):,} leads and customers as of {cutoff.date()} into {out} (prospects: {store})")
+    export = _load(data, as_of, funnel)
+    scores, store = pipelines.score(export, bundles, out, reasons=reasons, prospects_db=prospects_db)
+    typer.echo(
+        f"scored {len(scores):,} leads and customers as of {export.cutoff.date()} into {out} (prospects: {store})"
+    )
 
 
 def _check_horizons(bundles: dict, **asked: int | None) -> None:
@@ -224,17 +233,12 @@ def evaluate(
     """Score with the champions as of a past cutoff and measure against what happened after it."""
     import json
 
-    from training.backtest import backtest, read_truth
-    from training.registry import configure, load_champions
+    from crm_scoring import pipelines
 
     cutoff = _cutoff(as_of)  # before loading anything: a typo fails fast
-    tables, _ = _load(data, None)
-    configure()
-    bundles, missing = load_champions()
-    if not bundles:
-        _fail("no champion model is registered: run `crm-score train` first")
+    bundles, missing, funnel = _champions(quiet=True)
     _check_horizons(bundles, conversion=conversion_horizon_days, churn=churn_horizon_days, clv=clv_horizon_days)
-    figures = backtest(tables, cutoff, bundles, read_truth(data, cutoff))
+    figures = pipelines.evaluate(_load(data, None, funnel), cutoff, bundles, data)
     if as_json:
         typer.echo(json.dumps({"as_of": str(cutoff), "models": figures, "missing": missing}, indent=2))
         return
@@ -293,7 +297,7 @@ def demo(
         scenario="default",
         fmt=Format.parquet,
     )
-    validate(data=out)
+    validate(data=out, config=None)
     train(
         data=out,
         as_of=as_of,
@@ -344,27 +348,30 @@ def budget(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the advice JSON.")] = False,
     realised: Annotated[bool, typer.Option(help="Value leads by realised revenue instead of the models.")] = False,
+    config: ConfigFile = None,
 ) -> None:
     """Channel performance and recommended budget shifts: where should next period's money go?"""
     import json
 
-    from training.budget import budget_advice, format_advice
-    from training.registry import configure, load_champions
-    from training.scoring import model_lead_values
+    from crm_scoring import pipelines
+    from marketing.budget import format_advice
 
-    tables, cutoff = _load(data, as_of)
-    if tables.get("channel_spend") is None:
+    bundles, _, funnel = _champions(["clv"], required=False, quiet=True)
+    if config:
+        funnel = _config(config, None, None, None).funnel
+    export = _load(data, as_of, funnel)
+    if export.tables.get("channel_spend") is None:
         _fail(f"{data}: budget advice needs the channel_spend table, and there is none", 2)
-    values = None
-    if not realised:
-        configure()
-        bundles, _ = load_champions(["clv"])
-        if "clv" not in bundles:
-            typer.secho("no CLV champion: leads are valued by realised revenue", fg=typer.colors.YELLOW, err=True)
-        values = model_lead_values(tables, cutoff, bundles.get("clv"))
+    if not realised and "clv" not in bundles:
+        typer.secho("no CLV champion: leads are valued by realised revenue", fg=typer.colors.YELLOW, err=True)
     try:
-        advice = budget_advice(
-            tables, cutoff, values, total_budget=total_budget, max_shift=max_shift, locked=tuple(lock or ())
+        advice = pipelines.budget(
+            export,
+            bundles.get("clv"),
+            realised=realised,
+            total_budget=total_budget,
+            max_shift=max_shift,
+            locked=tuple(lock or ()),
         )
     except ValueError as exc:
         _fail(str(exc), 2)

@@ -21,7 +21,8 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import expit
 
-from training.channels import RECENT_DAYS, channel_performance, leads_per_period, period_days, spend_periods
+from crmdata.funnel import DEFAULT_FUNNEL, Funnel
+from marketing.channels import RECENT_DAYS, channel_performance, leads_per_period, period_days, spend_periods
 
 log = logging.getLogger(__name__)
 
@@ -779,6 +780,7 @@ def log_channel_report(
     as_of: pd.Timestamp | str,
     lead_values: pd.Series | None = None,
     method: str = "markov",
+    funnel: Funnel = DEFAULT_FUNNEL,
     **constraints,
 ) -> dict:
     """Log channel performance and budget advice to the active MLflow run; returns the advice.
@@ -790,7 +792,7 @@ def log_channel_report(
 
     if mlflow.active_run() is None:
         raise RuntimeError("log_channel_report logs to the active MLflow run; wrap the call in mlflow.start_run()")
-    performance = channel_performance(tables, as_of, lead_values, method=method)
+    performance = channel_performance(tables, as_of, lead_values, method=method, funnel=funnel)
     advice = budget_advice(tables, as_of, lead_values, **constraints)
     mlflow.log_text(performance.to_csv(float_format="%.6g"), "channels/performance.csv")
     mlflow.log_dict(advice, "channels/budget_advice.json")

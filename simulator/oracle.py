@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training import sim_model as sm
+from simulator import dynamics as sm
 
 CHUNK = 4000  # leads per batched matrix exponential (bounds memory)
 

@@ -19,8 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-DEFAULT_STAGES: tuple[str, ...] = ("lead", "mql", "sql", "opportunity", "negotiation", "won")
-LOST_STAGE = "lost"
+from crmdata.funnel import DEFAULT_FUNNEL, Funnel
+from crmdata.timeutil import utc_cutoff
+
 FORMATS = ("parquet", "csv")
 MAX_ROWS_SHOWN = 5
 MAX_EXAMPLES_SHOWN = 3
@@ -196,29 +197,6 @@ def _spec(name: str) -> TableSpec:
     return TABLES[name]
 
 
-def _stage_set(stages: Sequence[str]) -> frozenset[str]:
-    """The allowed stage values: the configured order plus the terminal lost stage."""
-    stages = tuple(stages)
-    if not stages or not all(isinstance(s, str) and s for s in stages):
-        raise ValueError(f"stages must be a non-empty sequence of stage names, got {stages!r}")
-    return frozenset(stages) | {LOST_STAGE}
-
-
-def _stage_order(stages: Sequence[str]) -> list[str]:
-    """The configured stages followed by the terminal lost stage, each once."""
-    return list(dict.fromkeys([*stages, LOST_STAGE]))
-
-
-def _utc_naive(as_of: pd.Timestamp | str | None) -> pd.Timestamp | None:
-    """A cutoff as a naive UTC timestamp (tz-aware cutoffs are converted)."""
-    if as_of is None:
-        return None
-    stamp = pd.Timestamp(as_of)
-    if pd.isna(stamp):
-        raise ValueError(f"as_of must be a timestamp, got {as_of!r}")
-    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
-
-
 def _examples(values: pd.Series) -> str:
     """Up to three distinct offending values, quoted, for the message."""
     shown = []
@@ -350,12 +328,12 @@ def _check_unique(frame: pd.DataFrame, file: str, column: str) -> list[Problem]:
     return _row_problem(file, column, frame, mask, "duplicated" + _examples(keys[mask]), f"a unique {column}")
 
 
-def _check_stages(frame: pd.DataFrame, file: str, stages: Sequence[str]) -> list[Problem]:
+def _check_stages(frame: pd.DataFrame, file: str, funnel: Funnel) -> list[Problem]:
     """Stages outside the configured order (plus lost) are reported."""
-    allowed = _stage_set(stages)
+    allowed = frozenset(funnel.allowed)
     stage = frame["stage"]
     mask = stage.notna().to_numpy() & ~_is_in(stage, pd.Series(sorted(allowed), dtype="str"))
-    expected = f"a stage in ({', '.join(_stage_order(stages))})"
+    expected = f"a stage in ({', '.join(funnel.allowed)})"
     issue = "not a configured stage" + _examples(stage[mask])
     return _row_problem(file, "stage", frame, mask, issue, expected)
 
@@ -367,14 +345,14 @@ def _check_non_negative(frame: pd.DataFrame, file: str, column: str) -> list[Pro
     return _row_problem(file, column, frame, mask, issue, f"a {column} >= 0")
 
 
-def _check_table(frame: pd.DataFrame, spec: TableSpec, file: str, stages: Sequence[str]) -> list[Problem]:
+def _check_table(frame: pd.DataFrame, spec: TableSpec, file: str, funnel: Funnel) -> list[Problem]:
     """Table-level rules: unique keys, known stages, non-negative spend."""
     problems: list[Problem] = []
     for table, column in UNIQUE_COLUMNS:
         if table == spec.name and column in frame.columns:
             problems += _check_unique(frame, file, column)
     if spec.name == "funnel_events" and "stage" in frame.columns:
-        problems += _check_stages(frame, file, stages)
+        problems += _check_stages(frame, file, funnel)
     if spec.name == "channel_spend" and "spend" in frame.columns:
         problems += _check_non_negative(frame, file, "spend")
     return problems
@@ -456,7 +434,7 @@ def _read_raw(path: Path, spec: TableSpec, as_of: pd.Timestamp | None) -> tuple[
     return frame, len(frame), False
 
 
-def _read_one(data_dir: Path, name: str, as_of: pd.Timestamp | None, stages: Sequence[str]) -> _TableRead:
+def _read_one(data_dir: Path, name: str, as_of: pd.Timestamp | None, funnel: Funnel) -> _TableRead:
     """Locate, read, parse and validate one table; as_of is pushed down or left in `keep` for later."""
     spec = _spec(name)
     read = _TableRead(name, find_table_file(data_dir, name))
@@ -484,7 +462,7 @@ def _read_one(data_dir: Path, name: str, as_of: pd.Timestamp | None, stages: Seq
     if spec.required and read.file_rows == 0:
         read.problems.append(Problem(file, None, (), f"at least one {name} row", 0, "has no data rows"))
     read.frame, problems = _parse_columns(raw, spec, file)
-    read.problems += problems + _check_table(read.frame, spec, file, stages)
+    read.problems += problems + _check_table(read.frame, spec, file, funnel)
     if name == "customers" and "customer_id" in read.frame.columns:
         read.customer_ids = _read_customer_ids(read.path) if applied else read.frame["customer_id"]
     if as_of is not None and not applied and spec.time_column in read.frame.columns:
@@ -504,26 +482,25 @@ def read_table(
     data_dir: Path | str,
     name: str,
     as_of: pd.Timestamp | str | None = None,
-    stages: Sequence[str] = DEFAULT_STAGES,
+    funnel: Funnel = DEFAULT_FUNNEL,
 ) -> pd.DataFrame | None:
     """Read, parse and validate one table (None when an optional table is absent), before as_of if given.
 
     Raises ContractError listing every problem of this table (cross-table references are checked by
     `load_tables`). With as_of, Parquet rows at or after it are filtered inside pyarrow.
     """
-    read = _read_one(Path(data_dir), name, _utc_naive(as_of), stages)
+    read = _read_one(Path(data_dir), name, utc_cutoff(as_of), funnel)
     if read.problems:
         raise ContractError(read.problems)
     return _finish(read)
 
 
 def _read_all(
-    data_dir: Path, as_of: pd.Timestamp | None, stages: Sequence[str], names: Sequence[str]
+    data_dir: Path, as_of: pd.Timestamp | None, funnel: Funnel, names: Sequence[str]
 ) -> tuple[dict[str, _TableRead], list[Problem]]:
     """Read the named tables (customers always, for references) and collect every problem across them."""
-    _stage_set(stages)
     wanted = ["customers", *(n for n in names if n != "customers")]
-    reads = {name: _read_one(data_dir, name, as_of, stages) for name in wanted}
+    reads = {name: _read_one(data_dir, name, as_of, funnel) for name in wanted}
     problems = [p for read in reads.values() for p in read.problems]
     customer_ids = reads["customers"].customer_ids
     if customer_ids is not None:
@@ -537,7 +514,7 @@ def _read_all(
 def load_tables(
     data_dir: Path | str,
     as_of: pd.Timestamp | str | None = None,
-    stages: Sequence[str] = DEFAULT_STAGES,
+    funnel: Funnel = DEFAULT_FUNNEL,
     tables: Iterable[str] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Read and validate the tables of a directory; raises ContractError with every problem across all tables.
@@ -547,7 +524,7 @@ def load_tables(
     so an event before as_of of a customer created after it is not an error.
     """
     names = list(TABLES) if tables is None else [_spec(n).name for n in tables]
-    reads, problems = _read_all(Path(data_dir), _utc_naive(as_of), stages, names)
+    reads, problems = _read_all(Path(data_dir), utc_cutoff(as_of), funnel, names)
     if problems:
         raise ContractError(problems)
     loaded = {name: _finish(reads[name]) for name in names}
@@ -586,10 +563,10 @@ def _distinct(reads: dict[str, _TableRead], where: Iterable[tuple[str, str]]) ->
     return seen
 
 
-def _summary(reads: dict[str, _TableRead], stages: Sequence[str]) -> dict:
+def _summary(reads: dict[str, _TableRead], funnel: Funnel) -> dict:
     """What the directory holds: per table file/rows/time range, the channels and the stages seen."""
     seen_stages = _distinct(reads, [("funnel_events", "stage")])
-    order = _stage_order(stages)
+    order = list(funnel.allowed)
     return {
         "tables": {name: _table_summary(read) for name, read in reads.items()},
         "channels": sorted(_distinct(reads, CHANNEL_COLUMNS)),
@@ -597,10 +574,10 @@ def _summary(reads: dict[str, _TableRead], stages: Sequence[str]) -> dict:
     }
 
 
-def validate_dir(data_dir: Path | str, stages: Sequence[str] = DEFAULT_STAGES) -> ValidationReport:
+def validate_dir(data_dir: Path | str, funnel: Funnel = DEFAULT_FUNNEL) -> ValidationReport:
     """Validate every table of a directory without raising; the report lists all problems and a summary."""
-    reads, problems = _read_all(Path(data_dir), None, stages, list(TABLES))
-    return ValidationReport(problems=problems, summary=_summary(reads, stages))
+    reads, problems = _read_all(Path(data_dir), None, funnel, list(TABLES))
+    return ValidationReport(problems=problems, summary=_summary(reads, funnel))
 
 
 def format_summary(report: ValidationReport) -> str:

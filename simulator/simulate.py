@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training import sim_model as sm
-from training.oracle import lead_expected_value, oracle_truth, window_seasonality
+from simulator import dynamics as sm
+from simulator.oracle import lead_expected_value, oracle_truth, window_seasonality
 
 PERIOD_DAYS = 7
 INDUSTRIES = ("software", "manufacturing", "retail", "finance", "healthcare", "education")
@@ -577,7 +577,7 @@ def _order_frame(orders: dict, ids: np.ndarray, to_ts, rng) -> pd.DataFrame:
 
 def write_simulation(sim: Simulation, out_dir: Path, fmt: str = "parquet") -> Path:
     """Write the five tables and `truth/` (customers, channels.json, meta.json) under `out_dir`."""
-    from training.contract import write_table
+    from crmdata.contract import write_table
 
     out_dir = Path(out_dir)
     (out_dir / "truth").mkdir(parents=True, exist_ok=True)

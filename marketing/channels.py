@@ -2,7 +2,7 @@
 
 Spend comes from `channel_spend` (complete periods only: a period counts once it has ended by `as_of`);
 leads are customers by `source_channel` (first touch) and `created_at`; conversions and value are credited
-over touch paths by an attribution method (`training.attribution`, default the Markov removal-effect model).
+over touch paths by an attribution method (`marketing.attribution`, default the Markov removal-effect model).
 Money is in the export's currency; rates are per period of `channel_spend` (a week in the simulator).
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.attribution import attribute
+from crmdata.funnel import DEFAULT_FUNNEL, Funnel
+from marketing.attribution import attribute
 
 RECENT_DAYS = 91  # "recent" = the last 13 weeks
-WON_STAGE = "won"
 
 
 def spend_periods(channel_spend: pd.DataFrame, as_of: pd.Timestamp | str) -> pd.DataFrame:
@@ -60,13 +60,15 @@ def leads_per_period(customers: pd.DataFrame, periods: pd.DataFrame) -> pd.DataF
     return out
 
 
-def conversion_times(tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | str) -> pd.Series:
-    """customer_id -> first time it reached `won` or ordered, before `as_of` (exclusive)."""
+def conversion_times(
+    tables: dict[str, pd.DataFrame], as_of: pd.Timestamp | str, funnel: Funnel = DEFAULT_FUNNEL
+) -> pd.Series:
+    """customer_id -> first time it reached the won stage or ordered, before `as_of` (exclusive)."""
     as_of = pd.Timestamp(as_of)
     times = []
-    funnel = tables.get("funnel_events")
-    if funnel is not None:
-        won = funnel[(funnel["stage"] == WON_STAGE) & (funnel["timestamp"] < as_of)]
+    events = tables.get("funnel_events")
+    if events is not None:
+        won = events[(events["stage"] == funnel.won) & (events["timestamp"] < as_of)]
         times.append(won[["customer_id", "timestamp"]])
     orders = tables.get("orders")
     if orders is not None:
@@ -144,6 +146,7 @@ def channel_performance(
     lead_values: pd.Series | None = None,
     method: str = "markov",
     channels: list[str] | None = None,
+    funnel: Funnel = DEFAULT_FUNNEL,
 ) -> pd.DataFrame:
     """One row per channel as of `as_of` (exclusive): spend, leads, credited conversions and value, CAC, ROI, trend.
 
@@ -152,8 +155,9 @@ def channel_performance(
             when present).
         lead_values: customer_id -> expected value of each lead (e.g. P(conversion) x predicted CLV); None falls
             back to each customer's realised net revenue before `as_of`.
-        method: attribution method crediting conversions and value (see `training.attribution.METHODS`).
+        method: attribution method crediting conversions and value (see `marketing.attribution.METHODS`).
         channels: the marketing channels a touch path may hold; default: every source channel and paid channel.
+        funnel: the stage vocabulary; reaching its won stage (or a first order) is a conversion.
     Returns:
         Indexed by channel: spend_total, spend_per_period, spend_per_period_13w, spend_trend, periods, leads,
         leads_13w, leads_trend, conversions (credited), conversion_rate (credited conversions per lead),
@@ -171,13 +175,13 @@ def channel_performance(
     if channels is None:
         channels = sorted(set(customers["source_channel"].dropna()) | set(periods["channel"]))
     out = _lead_summary(customers, lead_values, start, end).join(_spend_summary(periods, start, end), how="outer")
-    out = out.join(_attributed(tables, customers, lead_values, as_of, method, channels), how="outer")
+    out = out.join(_attributed(tables, customers, lead_values, as_of, method, channels, funnel), how="outer")
     return _ratios(out.reindex(sorted(set(out.index) | set(channels))))
 
 
-def _attributed(tables, customers, lead_values, as_of, method, channels) -> pd.DataFrame:
+def _attributed(tables, customers, lead_values, as_of, method, channels, funnel) -> pd.DataFrame:
     """Conversions and value credited to channels over touch paths (source channel only without touchpoints)."""
-    converted_at = conversion_times(tables, as_of)
+    converted_at = conversion_times(tables, as_of, funnel)
     ids = customers["customer_id"]
     converted = ids.isin(converted_at.index).astype(float).set_axis(ids.to_numpy())
     values = lead_values.reindex(ids.to_numpy()).fillna(0.0)

@@ -1,0 +1,104 @@
+"""The jobs, wired once: load an export, train, score, evaluate and advise on budget.
+
+The CLI, the MLproject entry points (through the CLI) and the notebook all call these, so the wiring between the
+data contract, the models and the marketing layer lives in one place. The funnel vocabulary a job uses comes from
+the training config (train) or from the registered champions (everything after): one export, one vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from crmdata.contract import load_tables
+from crmdata.funnel import DEFAULT_FUNNEL, Funnel
+from crmdata.timeutil import data_end
+
+TRAINED_FUNNEL_MISMATCH = "the champions were trained on different funnels ({found}); retrain them on one config"
+
+
+@dataclass(frozen=True)
+class Export:
+    """A CRM export loaded and validated before its cutoff."""
+
+    tables: dict[str, pd.DataFrame | None]
+    cutoff: pd.Timestamp
+    funnel: Funnel
+
+
+def load_export(data: Path, as_of: pd.Timestamp | None, funnel: Funnel = DEFAULT_FUNNEL) -> Export:
+    """Load the tables before `as_of` (default: after the last row); raises `ContractError` on bad data."""
+    tables = load_tables(data, as_of=as_of, funnel=funnel)
+    return Export(tables, as_of if as_of is not None else data_end(tables), funnel)
+
+
+def champions(kinds=None) -> tuple[dict, dict[str, str]]:
+    """The registered @champion models (configuring the tracking store first), and why any is missing."""
+    from training.registry import configure, load_champions
+
+    configure()
+    return load_champions(kinds)
+
+
+def funnel_of(bundles: dict) -> Funnel:
+    """The funnel the champions were trained on (the default when none is registered); refuse a mix."""
+    funnels = {b.spec.funnel for b in bundles.values()}
+    if len(funnels) > 1:
+        raise ValueError(TRAINED_FUNNEL_MISMATCH.format(found="; ".join(f.describe() for f in funnels)))
+    return funnels.pop() if funnels else DEFAULT_FUNNEL
+
+
+def train(export: Export, config, promote: str = "auto", data_dir: str = "", kinds=None):
+    """Train, log, register and maybe promote the models; the channel report goes on the same parent run."""
+    from training.config import MODEL_KINDS
+    from training.train import run_training
+
+    return run_training(
+        export.tables, export.cutoff, config, promote, data_dir, kinds=kinds or MODEL_KINDS, extra_logging=log_channels
+    )
+
+
+def log_channels(outcome, tables: dict) -> None:
+    """Log channel performance and budget advice (with a spend chart) to the active run, when spend exists."""
+    import mlflow
+
+    from marketing.budget import log_channel_report
+    from training.scoring import model_lead_values
+
+    if tables.get("channel_spend") is None or tables["channel_spend"].empty:
+        mlflow.set_tag("channels", "skipped: no channel_spend table")
+        return
+    clv = outcome.results.get("clv")
+    values = model_lead_values(tables, outcome.as_of, clv.bundle if clv else None)
+    try:
+        log_channel_report(tables, outcome.as_of, values, funnel=outcome.spec.funnel)
+    except ValueError as exc:  # too little spend history to fit curves: say so, keep the models
+        mlflow.set_tag("channels", f"skipped: {exc}")
+
+
+def score(export: Export, bundles: dict, out: Path, reasons: bool = True, prospects_db: Path | None = None):
+    """Score every lead and customer, write the score file and the API's prospect store; returns (scores, store)."""
+    from serving.store import write_prospects
+    from training.scoring import score_customers, write_scores
+
+    scores = score_customers(export.tables, export.cutoff, bundles, reasons=reasons)
+    write_scores(scores, out)
+    return scores, write_prospects(scores, prospects_db)
+
+
+def evaluate(export: Export, cutoff: pd.Timestamp, bundles: dict, data: Path) -> dict:
+    """Score the champions at a past cutoff and measure them on what happened after it (and on the oracle)."""
+    from training.backtest import backtest, read_truth
+
+    return backtest(export.tables, cutoff, bundles, read_truth(data, cutoff))
+
+
+def budget(export: Export, clv_bundle, realised: bool = False, **constraints) -> dict:
+    """Channel budget advice; leads valued by the CLV model unless `realised` (or there is none)."""
+    from marketing.budget import budget_advice
+    from training.scoring import model_lead_values
+
+    values = None if realised else model_lead_values(export.tables, export.cutoff, clv_bundle)
+    return budget_advice(export.tables, export.cutoff, values, **constraints)
