@@ -46,11 +46,6 @@ def test_gini_without_any_positive_is_undefined():
     assert math.isnan(normalized_gini(np.zeros(4), np.array([0.1, 0.2, 0.3, 0.4])))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="normalized_gini subtracts 0.5 where the Gini of n rows needs (n + 1) / (2n): on small sets a reversed "
-    "ranking scores above -1 and random ones average above 0 (a bias of about 1/(2n), negligible on thousands)",
-)
 def test_reversed_and_random_rankings_score_minus_one_and_zero():
     # Reversed: y by falling score is 0, 0, 1, 1; cumulative share 0, 0, 1/2, 1 -> mean 3/8, perfect 7/8,
     # Gini (3/8 - 5/8) / (7/8 - 5/8) = -1.

@@ -57,8 +57,9 @@ def normalized_gini(y: np.ndarray, pred: np.ndarray) -> float:
     y = np.asarray(y, dtype=float)
 
     def area(order: np.ndarray) -> float:
+        # The area under the cumulative share less that of a random order, (n + 1) / 2n for n rows.
         cum = np.cumsum(y[order]) / y.sum()
-        return cum.mean() - 0.5
+        return cum.mean() - (len(y) + 1) / (2 * len(y))
 
     if y.sum() == 0:
         return float("nan")
