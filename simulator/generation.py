@@ -25,10 +25,9 @@ from simulator.scenarios import (
 )
 
 FIRST_ORDER_DELAY = 1.0 / 48  # the first order follows the win by half an hour
-ORDER_VALUE_SIGMA = 0.3
-SEASON_MAX = 1.7
-
-
+ORDER_VALUE_SIGMA = 0.3  # sd of a log order value around the customer's mean
+SEASON_MAX = 1.7  # bound of the seasonal factor: purchases are thinned from this rate
+# The touch that brings a lead in, per source channel.
 FIRST_TOUCH = {
     "search": "ad_click",
     "social": "ad_click",
@@ -37,9 +36,8 @@ FIRST_TOUCH = {
     "referral": "referral_visit",
     "website": "web_visit",
 }
+STAGE_TOUCH_FACTOR = np.array([0.6, 1.0, 1.2, 1.4, 1.5])  # touch rate by funnel stage
 
-
-STAGE_TOUCH_FACTOR = np.array([0.6, 1.0, 1.2, 1.4, 1.5])
 # (channel, interaction) pairs and their weights for marketing/sales touches in each phase of a lead's life.
 TOUCH_MIXES: dict[str, list[tuple[tuple[str, str], float]]] = {
     "early": [
@@ -128,6 +126,7 @@ class CustomerTraits:
 
     @property
     def mean_order_value(self) -> np.ndarray:
+        """Mean order value of each lead (currency units): the lognormal mean of its order amounts."""
         return np.exp(self.log_value + 0.5 * ORDER_VALUE_SIGMA**2)
 
 

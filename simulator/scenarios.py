@@ -35,6 +35,7 @@ class ChannelSpec:
 
     @property
     def paid(self) -> bool:
+        """Whether the channel is bought (organic channels have no spend)."""
         return self.spend > 0
 
 
