@@ -9,19 +9,16 @@ import pandas as pd
 import pytest
 from scipy.optimize import minimize
 
-from marketing.budget import (
+from marketing.advice import budget_advice, format_advice, log_channel_report, recommend_budget
+from marketing.lead_values import realised_lead_values
+from marketing.response_curves import (
     FITTED,
     INSUFFICIENT,
     ChannelCurve,
     ResponseCurves,
-    budget_advice,
     fit_channel_curve,
     fit_response_curves,
-    format_advice,
     hill,
-    log_channel_report,
-    realised_lead_values,
-    recommend_budget,
 )
 from simulator.simulate import SimConfig, simulate
 

@@ -9,20 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crmdata import contract
-from crmdata.contract import (
-    TABLES,
-    TIME_COLUMN,
-    ContractError,
-    Problem,
-    find_table_file,
-    format_summary,
-    load_tables,
-    read_table,
-    validate_dir,
-    write_table,
-)
+from crmdata import reading
 from crmdata.funnel import DEFAULT_FUNNEL, Funnel
+from crmdata.reading import find_table_file, load_tables, read_table
+from crmdata.rules import ContractError, Problem
+from crmdata.schema import TABLES, TIME_COLUMN
+from crmdata.validation import format_summary, validate_dir
+from crmdata.writing import write_table
 
 FORMATS = ["parquet", "csv"]
 
@@ -479,13 +472,13 @@ def test_as_of_may_be_tz_aware_or_text(tmp_path):
 def test_as_of_is_pushed_into_the_parquet_reader(tmp_path, monkeypatch):
     write_dir(tmp_path, valid_tables(), "parquet")
     seen = []
-    real = contract.pq.read_table
+    real = reading.pq.read_table
 
     def spy(*args, **kwargs):
         seen.append(kwargs.get("filters"))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(contract.pq, "read_table", spy)
+    monkeypatch.setattr(reading.pq, "read_table", spy)
     frame = read_table(tmp_path, "orders", as_of=pd.Timestamp("2024-03-01"))
     assert len(frame) == 2
     assert any(f is not None and "timestamp" in str(f) for f in seen)

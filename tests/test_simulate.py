@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from crm_scoring.cli import app
-from crmdata.contract import read_table, validate_dir
+from crmdata.reading import read_table
+from crmdata.validation import validate_dir
 from simulator.simulate import SimConfig, simulate, write_simulation
 
 
