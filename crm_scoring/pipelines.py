@@ -7,6 +7,7 @@ the training config (train) or from the registered champions (everything after):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,12 +52,24 @@ def funnel_of(bundles: dict) -> Funnel:
 
 
 def train(export: Export, config, promote: str = "auto", data_dir: str = "", kinds=None):
-    """Train, log, register and maybe promote the models; the channel report goes on the same parent run."""
+    """Train, log, register and maybe promote the models; the channel report goes on the same parent run.
+
+    Under `mlflow run`, the run it opened (`MLFLOW_RUN_ID`) becomes the parent. The variable is taken out of the
+    environment as it is read: MLflow would otherwise resume that run at every nested `start_run`, not open a child.
+    """
     from training.config import MODEL_KINDS
     from training.train import run_training
 
+    launched = os.environ.pop("MLFLOW_RUN_ID", None)
     return run_training(
-        export.tables, export.cutoff, config, promote, data_dir, kinds=kinds or MODEL_KINDS, extra_logging=log_channels
+        export.tables,
+        export.cutoff,
+        config,
+        promote,
+        data_dir,
+        kinds=kinds or MODEL_KINDS,
+        extra_logging=log_channels,
+        parent_run_id=launched,
     )
 
 

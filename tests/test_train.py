@@ -100,7 +100,7 @@ def test_reasons_are_plain_words_with_signed_contributions(outcome):
 
 
 def test_churn_learns_no_season_from_its_snapshots_and_carries_its_calibration_to_the_cutoffs(outcome):
-    from training.train import SEASON_BLIND
+    from training.fitting import SEASON_BLIND
 
     bundle = outcome.results["churn"].bundle
     assert outcome.spec.purchase_season, "two years of simulated orders are enough to learn the season"

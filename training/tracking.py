@@ -1,0 +1,217 @@
+"""Log a training outcome to MLflow, register each model and move its aliases.
+
+The `log_*` functions write into the active run, which their caller opens; `log_and_register` strings them
+together: one parent run per training, a child run per model, the model logged as a pyfunc, registered,
+aliased `challenger`, and aliased `champion` when `decide_promotion` says so.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+
+from training import plots
+from training.config import REGISTERED_NAMES, TrainConfig
+from training.evaluate import HEADLINE
+from training.fitting import lightgbm_params
+from training.holdout import ModelResult, holdout_figure
+from training.promotion import (
+    OWN_HOLDOUT,
+    THIS_HOLDOUT,
+    PromotionDecision,
+    champion_has_seen,
+    decide_promotion,
+    needs_champion_figure,
+)
+from training.pyfunc import log_bundle
+from training.registry import CHALLENGER, CHAMPION, alias_version, configure, ensure_experiment, load_bundle
+
+if TYPE_CHECKING:
+    from training.train import TrainOutcome
+
+
+def log_and_register(
+    outcome: TrainOutcome,
+    tables: dict,
+    config: TrainConfig,
+    promote: str,
+    data_dir: str,
+    extra_logging=None,
+    parent_run_id: str | None = None,
+) -> dict[str, dict]:
+    """Log one parent run with a child run per model; register, alias and maybe promote each model.
+
+    The parent is `parent_run_id` when given (the run `mlflow run` opened for this job), else a new run.
+    """
+    configure()
+    experiment_id = mlflow.get_run(parent_run_id).info.experiment_id if parent_run_id else ensure_experiment()
+    parent_run = (
+        mlflow.start_run(run_id=parent_run_id)
+        if parent_run_id
+        else mlflow.start_run(experiment_id=experiment_id, run_name=f"train as of {outcome.as_of.date()}")
+    )
+    decisions: dict[str, dict] = {}
+    with parent_run as parent:
+        log_run_params(outcome, tables, config, promote, data_dir)
+        log_skipped(outcome.skipped)
+        for kind, result in outcome.results.items():
+            with mlflow.start_run(experiment_id=experiment_id, run_name=kind, nested=True) as child:
+                decision, version = log_model_run(result, outcome, tables, config, promote)
+            decisions[kind] = {**decision.to_dict(), "version": version, "run_id": child.info.run_id}
+        if extra_logging:
+            extra_logging(outcome, tables)
+        mlflow.set_tag("decisions", str({k: v["promoted"] for k, v in decisions.items()}))
+    return {kind: {**d, "parent_run_id": parent.info.run_id} for kind, d in decisions.items()}
+
+
+def log_model_run(
+    result: ModelResult, outcome: TrainOutcome, tables: dict, config: TrainConfig, promote: str
+) -> tuple[PromotionDecision, str]:
+    """Log one model's parameters, figures, plots and pyfunc into the active run; register and maybe promote it."""
+    name = REGISTERED_NAMES[result.kind]
+    with tempfile.TemporaryDirectory() as tmp:
+        log_model_params(result, outcome, config)
+        log_metrics(result)
+        log_plots(result, Path(tmp))
+        version = log_model(result, name, tmp)
+    decision = promote_version(name, version, result, tables, promote)
+    log_promotion(decision, version)
+    return decision, version
+
+
+def log_run_params(outcome: TrainOutcome, tables: dict, config: TrainConfig, promote: str, data_dir: str) -> None:
+    """The parent run's parameters: the config, the training cutoff, the data and the promotion policy."""
+    mlflow.log_params(
+        {
+            # Named apart from the MLproject parameters, which `mlflow run` logs on this run already.
+            **_flatten("config.", config.to_dict()),
+            "training_cutoff": str(outcome.as_of),
+            "data_dir": data_dir,
+            "data_fingerprint": outcome.fingerprint,
+            "data_window_start": outcome.data_window[0],
+            "promote_policy": promote,
+            **{f"rows.{k}": len(v) for k, v in tables.items() if v is not None},
+        }
+    )
+
+
+def log_skipped(skipped: dict[str, str]) -> None:
+    """Tag each model the data could not support with the reason."""
+    for kind, reason in skipped.items():
+        mlflow.set_tag(f"skipped.{kind}", reason)
+
+
+def log_model_params(result: ModelResult, outcome: TrainOutcome, config: TrainConfig) -> None:
+    """A model run's parameters: its cutoffs, rows, size, data and LightGBM settings."""
+    meta = result.bundle.metadata
+    mlflow.log_params(
+        {
+            "kind": result.kind,
+            "horizon_days": meta["horizon_days"],
+            "validation_cutoff": meta["validation_cutoff"],
+            "training_cutoffs": ",".join(meta["training_cutoffs"]),
+            "train_rows": meta["train_rows"],
+            "holdout_rows": meta["holdout_rows"],
+            "best_iteration": meta["best_iteration"],
+            "features": len(result.bundle.spec.columns),
+            "data_fingerprint": outcome.fingerprint,
+            "as_of": str(outcome.as_of),
+            **_flatten("lgb.", lightgbm_params(result.kind, config, outcome.spec)),
+        }
+    )
+
+
+def log_metrics(result: ModelResult) -> None:
+    """The model's and the baseline's holdout figures (finite ones: MLflow refuses NaN)."""
+    mlflow.log_metrics({f"holdout_{k}": v for k, v in result.metrics.items() if np.isfinite(v)})
+    mlflow.log_metrics({f"baseline_{k}": v for k, v in result.baseline.items() if np.isfinite(v)})
+
+
+def log_plots(result: ModelResult, out: Path) -> None:
+    """Write the evaluation plots into `out` and log them under `plots/`."""
+    for path in evaluation_plots(result, out):
+        mlflow.log_artifact(str(path), artifact_path="plots")
+
+
+def evaluation_plots(result: ModelResult, out: Path) -> list[Path]:
+    """Write the model's evaluation plots into `out`."""
+    y = result.holdout.labels.to_numpy(dtype=float)
+    pred, base = result.holdout_prediction, result.baseline_prediction
+    bundle = result.bundle
+    x = bundle.matrix(result.holdout.features.iloc[:5000])
+    shap = np.abs(bundle.contributions(x)).mean(axis=0)
+    files = [plots.importance_plot(list(bundle.spec.columns), shap, out / "shap_importance.png")]
+    curves = {"model": pred, "baseline": base}
+    if result.kind == "clv":
+        return [
+            *files,
+            plots.clv_decile_plot(y, pred, out / "clv_by_decile.png"),
+            plots.gains_plot(np.maximum(y, 0), curves, out / "cumulative_gains.png"),
+        ]
+    return [
+        *files,
+        plots.roc_plot(y, curves, out / "roc.png"),
+        plots.reliability_plot(y, pred, out / "reliability.png"),
+        plots.gains_plot(y, curves, out / "cumulative_gains.png"),
+    ]
+
+
+def log_model(result: ModelResult, name: str, tmp: str) -> str:
+    """Log the bundle as a pyfunc, register it as `name` and alias it `challenger`; returns its version."""
+    info = log_bundle(result.bundle, tmp, name, result.holdout.features.head(5))
+    version = str(info.registered_model_version)
+    MlflowClient().set_registered_model_alias(name, CHALLENGER, version)
+    return version
+
+
+def log_promotion(decision: PromotionDecision, version: str) -> None:
+    """The promotion decision as parameters, and the version's role as tags."""
+    mlflow.log_params({f"promotion.{k}": v for k, v in decision.to_dict().items()})
+    mlflow.set_tags({"promotion": "champion" if decision.promoted else "challenger", "registered_version": version})
+
+
+def promote_version(name: str, version: str, result: ModelResult, tables: dict, policy: str) -> PromotionDecision:
+    """Look up the champion of `name`, decide, and alias `version` champion when promoted."""
+    metric = HEADLINE[result.kind]
+    current = alias_version(name, CHAMPION)
+    champion_version = current.version if current else None
+    figure, source = (
+        champion_figure(name, champion_version, result, tables)
+        if needs_champion_figure(policy, champion_version)
+        else (None, None)
+    )
+    decision = decide_promotion(
+        policy,
+        result.metrics[metric],
+        figure,
+        metric=metric,
+        champion_version=champion_version,
+        champion_figure_source=source,
+    )
+    if decision.promoted:
+        MlflowClient().set_registered_model_alias(name, CHAMPION, version)
+    return decision
+
+
+def champion_figure(name: str, version: str, result: ModelResult, tables: dict) -> tuple[float, str]:
+    """The champion's headline figure to compare with, and where it comes from (see `champion_has_seen`)."""
+    champion, _ = load_bundle(name, version=version)
+    if champion_has_seen(champion.metadata.get("as_of", "1970-01-01"), result.holdout.cutoffs.iloc[0]):
+        return float(champion.metadata["holdout_metrics"][HEADLINE[result.kind]]), OWN_HOLDOUT
+    return holdout_figure(champion, tables, result), THIS_HOLDOUT
+
+
+def _flatten(prefix: str, values: dict) -> dict:
+    """Nested settings as flat `prefix.key` parameters, lists joined by commas."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flatten(f"{prefix}{key}.", value))
+        else:
+            out[f"{prefix}{key}"] = value if not isinstance(value, list | tuple) else ",".join(map(str, value))
+    return out
