@@ -7,7 +7,6 @@ import pytest
 
 from training.config import MODEL_KINDS, TrainConfig
 from training.cutoffs import plan_cutoffs
-from training.labels import censored_cutoffs, snapshot_cutoffs
 
 AS_OF = pd.Timestamp("2024-12-31")
 SMALL = TrainConfig(
@@ -80,14 +79,43 @@ def test_no_label_window_reaches_as_of_and_training_precedes_the_holdout(kind, h
         assert t < plan.validation and end <= AS_OF
 
 
-@pytest.mark.parametrize("horizon", [30, 90, 120, 365])
-@pytest.mark.parametrize("kind", MODEL_KINDS)
-def test_plan_agrees_with_the_label_module_cutoffs(kind, horizon):
-    config = TrainConfig(conversion_horizon_days=horizon, churn_horizon_days=horizon, clv_horizon_days=horizon)
-    start = pd.Timestamp("2023-01-01")
-    plan = plan_cutoffs(kind, as_of=AS_OF, data_start=start, config=config)
-    cutoffs = censored_cutoffs if kind == "clv" else snapshot_cutoffs
-    validation, training = cutoffs(
-        AS_OF, horizon, start, config.snapshot_count(kind), config.snapshot_step_days, config.min_history_days
+def plan(kind: str, horizon: int, start: str, count: int) -> object:
+    config = TrainConfig(
+        conversion_horizon_days=horizon,
+        churn_horizon_days=horizon,
+        clv_horizon_days=horizon,
+        snapshots=count,
+        conversion_snapshots=count,
+        clv_snapshots=count,
+        snapshot_step_days=30,
+        min_history_days=60,
     )
-    assert (plan.validation, plan.training) == (validation, tuple(training))
+    return plan_cutoffs(kind, as_of=T, data_start=pd.Timestamp(start), config=config)
+
+
+T = pd.Timestamp("2024-06-01")
+
+
+def test_censored_cutoffs_keep_every_window_before_the_validation_cutoff():
+    long = plan("clv", 365, "2023-01-01", count=30)
+    assert long.validation == T - pd.Timedelta(days=90)
+    train = list(long.training)
+    assert train[0] == long.validation - pd.Timedelta(days=30) and train == sorted(train, reverse=True)
+    assert min(train) >= pd.Timestamp("2023-03-02") and len(train) == 12  # 2024-03-03 back to 2023-03-09
+    # A short horizon closes whole before the validation cutoff.
+    short = plan("clv", 30, "2023-01-01", count=3)
+    assert short.validation == T - pd.Timedelta(days=30)
+    assert all(t + pd.Timedelta(days=30) <= short.validation for t in short.training)
+
+
+def test_snapshot_windows_close_by_the_training_cutoff():
+    churn = plan("churn", 90, "2023-01-01", count=20)
+    assert churn.validation == T - pd.Timedelta(days=90)
+    assert churn.training[0] == churn.validation - pd.Timedelta(days=90)
+    assert all(t + pd.Timedelta(days=90) <= churn.validation for t in churn.training)
+    assert min(churn.training) >= pd.Timestamp("2023-01-01") + pd.Timedelta(days=60)
+    assert list(churn.training) == sorted(churn.training, reverse=True)
+
+
+def test_snapshots_are_empty_when_the_history_is_too_short():
+    assert plan("churn", 365, "2024-01-01", count=12).training == ()

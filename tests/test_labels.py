@@ -7,12 +7,10 @@ import pytest
 
 from crmdata.populations import buyers, open_leads
 from training.labels import (
-    censored_cutoffs,
     make_churn_labels,
     make_clv_labels,
     make_clv_order_counts,
     make_conversion_labels,
-    snapshot_cutoffs,
     window_exposure,
 )
 
@@ -96,16 +94,6 @@ def test_clv_window_cut_at_an_end_counts_only_what_came_before_it(orders):
     assert window_exposure(T, 365) == window_exposure(T, 365, T + pd.Timedelta(days=400)) == 1.0
 
 
-def test_censored_cutoffs_keep_every_window_before_the_validation_cutoff():
-    validation, train = censored_cutoffs(T, 365, ts("2023-01-01"), count=30, step_days=30, min_history_days=60)
-    assert validation == T - pd.Timedelta(days=90)
-    assert train[0] == validation - pd.Timedelta(days=30) and train == sorted(train, reverse=True)
-    assert min(train) >= ts("2023-03-02") and len(train) == 12  # 2024-03-03 back to 2023-03-09
-    # A short horizon closes whole before the validation cutoff.
-    validation, train = censored_cutoffs(T, 30, ts("2023-01-01"), count=3)
-    assert validation == T - pd.Timedelta(days=30) and all(t + pd.Timedelta(days=30) <= validation for t in train)
-
-
 @pytest.mark.parametrize(
     "funnel_events, order_rows",
     [(None, None), (pd.DataFrame(columns=["customer_id", "timestamp", "stage"]), None)],
@@ -114,17 +102,3 @@ def test_censored_cutoffs_keep_every_window_before_the_validation_cutoff():
 def test_missing_tables_give_empty_populations(funnel_events, order_rows):
     assert len(open_leads(funnel_events, order_rows, T)) == 0
     assert len(make_churn_labels(order_rows, T, 90)) == 0
-
-
-def test_snapshot_windows_close_by_the_training_cutoff():
-    validation, train = snapshot_cutoffs(T, 90, ts("2023-01-01"), count=20, step_days=30, min_history_days=60)
-    assert validation == T - pd.Timedelta(days=90)
-    assert train[0] == validation - pd.Timedelta(days=90)
-    assert all(t + pd.Timedelta(days=90) <= validation for t in train)
-    assert min(train) >= ts("2023-01-01") + pd.Timedelta(days=60)
-    assert train == sorted(train, reverse=True)
-
-
-def test_snapshots_are_empty_when_the_history_is_too_short():
-    _, train = snapshot_cutoffs(T, 365, ts("2024-01-01"), count=12)
-    assert train == []

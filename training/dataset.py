@@ -15,6 +15,7 @@ import pandas as pd
 from crmdata.funnel import DEFAULT_FUNNEL, Funnel
 from crmdata.populations import eligible_ids
 from training.config import TrainConfig
+from training.cutoffs import CENSORED_KINDS, HOLDOUT_WINDOW_CAP_DAYS, CutoffPlan
 from training.features import FeatureSpec, build_features
 from training.labels import (
     make_churn_labels,
@@ -100,24 +101,21 @@ def snapshot(
     return Snapshot(pd.concat(frames), pd.concat(labels), pd.concat(stamps), pd.concat(counts), pd.concat(exposure))
 
 
-def check_sufficiency(
-    kind: str, config: TrainConfig, tables: dict, as_of: pd.Timestamp, train_cutoffs: list, data_start: pd.Timestamp
-) -> None:
+def check_sufficiency(kind: str, plan: CutoffPlan, config: TrainConfig, tables: dict) -> None:
     """Raise InsufficientData when a model's inputs, label windows or positives are missing."""
     missing = [t for t in REQUIRED_TABLES[kind] if tables.get(t) is None or tables[t].empty]
     if missing:
         raise InsufficientData(f"{kind}: skipped, it needs the {', '.join(missing)} table(s) and the data has none")
-    horizon = config.horizon(kind)
-    holdout = pd.Timedelta(days=min(horizon, 90))
+    horizon = pd.Timedelta(days=plan.horizon_days)
     # CLV learns from windows cut short at its validation cutoff, but needs one whole window among them:
     # the horizon's length is then learnt, not extrapolated from short windows.
-    whole = [t for t in train_cutoffs if t + pd.Timedelta(days=horizon) <= as_of - holdout]
-    if not (whole if kind == "clv" else train_cutoffs):
-        need = min(horizon, 90) + horizon + config.min_history_days
+    whole = [t for t in plan.training if t + horizon <= plan.validation]
+    if not (whole if kind in CENSORED_KINDS else plan.training):
+        need = min(plan.horizon_days, HOLDOUT_WINDOW_CAP_DAYS) + plan.horizon_days + config.min_history_days
         raise InsufficientData(
-            f"{kind}: skipped, its {horizon}-day label windows cannot fit before {as_of.date()}: the data starts "
-            f"{data_start.date()}, and a validation window plus one training snapshot need at least {need} days of "
-            f"history (or pass a shorter --{kind}-horizon-days)"
+            f"{kind}: skipped, its {plan.horizon_days}-day label windows cannot fit before {plan.as_of.date()}: the "
+            f"data starts {plan.data_start.date()}, and a validation window plus one training snapshot need at least "
+            f"{need} days of history (or pass a shorter --{kind}-horizon-days)"
         )
 
 

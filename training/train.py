@@ -67,7 +67,7 @@ def fingerprint(tables: dict) -> str:
 
 def build_rows(kind: str, plan: CutoffPlan, tables: dict, features: FeatureCache, config: TrainConfig) -> TrainingRows:
     """The training and holdout rows of `plan`; raises InsufficientData when the data cannot support them."""
-    check_sufficiency(kind, config, tables, plan.as_of, list(plan.training), plan.data_start)
+    check_sufficiency(kind, plan, config, tables)
     funnel = features.spec.funnel
     horizon = plan.horizon_days
     train = snapshot(kind, tables, list(plan.training), horizon, features, plan.train_label_end, funnel)
