@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from crmdata.timeutil import data_start
+from training.artifact import OutdatedModelFormat
 from training.bundle import Calibrator, CategoryEncoder, ModelBundle, SeasonTransfer
 from training.config import MODEL_KINDS, REGISTERED_NAMES, TrainConfig
 from training.dataset import (
@@ -39,6 +40,7 @@ from training.evaluate import (
 )
 from training.features import FeatureSpec, fit_feature_spec
 from training.labels import censored_cutoffs, snapshot_cutoffs
+from training.metadata import ModelMetadata
 from training.seasonality import window_means
 
 log = logging.getLogger(__name__)
@@ -263,17 +265,16 @@ def _exposure(snap: Snapshot) -> np.ndarray | float:
     return 1.0 if snap.exposure is None else snap.exposure.to_numpy()
 
 
-def add_serving_metadata(result: ModelResult, config: TrainConfig) -> None:
-    """Tier thresholds and value deciles from the holdout predictions, stored with the bundle."""
-    pred, meta = result.holdout_prediction, result.bundle.metadata
+def serving_thresholds(result: ModelResult, config: TrainConfig) -> dict[str, tuple[float, ...]]:
+    """Tier thresholds and value deciles from the holdout predictions, as `ModelMetadata` fields."""
+    pred = result.holdout_prediction
     if result.kind == "conversion":
         shares = config.conversion_tiers
-        meta["tier_thresholds"] = [float(np.quantile(pred, 1 - s)) for s in shares]
-    elif result.kind == "churn":
-        meta["risk_thresholds"] = list(config.churn_risk_thresholds)
-    else:
-        whole = pred / _exposure(result.holdout)  # deciles of the whole-horizon values the model serves
-        meta["value_deciles"] = [float(q) for q in np.quantile(whole, np.linspace(0.1, 0.9, 9))]
+        return {"tier_thresholds": tuple(float(np.quantile(pred, 1 - s)) for s in shares)}
+    if result.kind == "churn":
+        return {"risk_thresholds": tuple(config.churn_risk_thresholds)}
+    whole = pred / _exposure(result.holdout)  # deciles of the whole-horizon values the model serves
+    return {"value_deciles": tuple(float(q) for q in np.quantile(whole, np.linspace(0.1, 0.9, 9)))}
 
 
 def train_models(
@@ -316,25 +317,25 @@ def train_models(
                 kind, tables, [validation, *train_cutoffs], horizon, cache, as_of if cut else None, spec.funnel
             )
             result.bundle = bundle = fit_bundle(kind, rows, valid, spec, config, refit=bundle)
-        bundle.metadata = {
-            "kind": kind,
-            "registered_name": REGISTERED_NAMES[kind],
-            "as_of": str(as_of),
-            "horizon_days": horizon,
-            "validation_cutoff": str(validation),
-            "holdout_window_days": int(min(horizon, (as_of - validation).days)),
-            "training_cutoffs": [str(t) for t in train_cutoffs],
-            "train_rows": len(train.labels),
-            "holdout_rows": len(valid.labels),
-            "best_iteration": int(bundle.booster.current_iteration()),
-            "refit_on_holdout": kind in config.refit_on_holdout,
-            "holdout_metrics": result.metrics,
-            "baseline_metrics": result.baseline,
-            "data_window": list(outcome.data_window),
-            "data_fingerprint": outcome.fingerprint,
-            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        add_serving_metadata(result, config)
+        bundle.metadata = ModelMetadata(
+            kind=kind,
+            registered_name=REGISTERED_NAMES[kind],
+            as_of=str(as_of),
+            horizon_days=horizon,
+            validation_cutoff=str(validation),
+            holdout_window_days=int(min(horizon, (as_of - validation).days)),
+            training_cutoffs=tuple(str(t) for t in train_cutoffs),
+            train_rows=len(train.labels),
+            holdout_rows=len(valid.labels),
+            best_iteration=int(bundle.booster.current_iteration()),
+            refit_on_holdout=kind in config.refit_on_holdout,
+            holdout_metrics=result.metrics,
+            baseline_metrics=result.baseline,
+            data_window=tuple(outcome.data_window),
+            data_fingerprint=outcome.fingerprint,
+            trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            **serving_thresholds(result, config),
+        )
         outcome.results[kind] = result
         if progress:
             progress(kind)
@@ -345,7 +346,7 @@ def holdout_figure(bundle: ModelBundle, tables: dict, result: ModelResult) -> fl
     """A (possibly older) model's headline figure on this run's holdout rows and labels."""
     from training.features import build_features
 
-    cutoff = pd.Timestamp(result.bundle.metadata["validation_cutoff"])
+    cutoff = pd.Timestamp(result.bundle.metadata.validation_cutoff)
     features = build_features(tables, cutoff, bundle.spec).reindex(result.holdout.labels.index)
     pred = bundle.predict(features) * _exposure(result.holdout)
     y = result.holdout.labels.to_numpy(dtype=float)
@@ -442,12 +443,12 @@ def log_and_register(
                 mlflow.log_params(
                     {
                         "kind": kind,
-                        "horizon_days": meta["horizon_days"],
-                        "validation_cutoff": meta["validation_cutoff"],
-                        "training_cutoffs": ",".join(meta["training_cutoffs"]),
-                        "train_rows": meta["train_rows"],
-                        "holdout_rows": meta["holdout_rows"],
-                        "best_iteration": meta["best_iteration"],
+                        "horizon_days": meta.horizon_days,
+                        "validation_cutoff": meta.validation_cutoff,
+                        "training_cutoffs": ",".join(meta.training_cutoffs),
+                        "train_rows": meta.train_rows,
+                        "holdout_rows": meta.holdout_rows,
+                        "best_iteration": meta.best_iteration,
                         "features": len(result.bundle.spec.columns),
                         "data_fingerprint": outcome.fingerprint,
                         "as_of": str(outcome.as_of),
@@ -494,11 +495,14 @@ def _promotion(name, version, result, tables, promote, alias_version, load_bundl
     if promote == "always" or current is None:
         reason = "--promote always" if promote == "always" else "no champion yet"
         return {**decision, "promoted": True, "reason": reason}
-    champion, _ = load_bundle(name, version=current.version)
-    if pd.Timestamp(champion.metadata.get("as_of", "1970-01-01")) > pd.Timestamp(result.holdout.cutoffs.iloc[0]):
+    try:
+        champion, _ = load_bundle(name, version=current.version)
+    except OutdatedModelFormat:  # a champion this version cannot load cannot serve either: replace it
+        return {**decision, "promoted": True, "reason": "the champion was saved in an older format"}
+    if pd.Timestamp(champion.metadata.as_of) > pd.Timestamp(result.holdout.cutoffs.iloc[0]):
         # The champion learnt from labels inside this holdout's window: scoring it there would flatter it.
         # Its own holdout figure (of the fit that had not seen that holdout) stands in.
-        old_figure = float(champion.metadata["holdout_metrics"][HEADLINE[result.kind]])
+        old_figure = float(champion.metadata.holdout_metrics[HEADLINE[result.kind]])
         decision["champion_figure_source"] = "its own holdout (it has seen this one)"
     else:
         old_figure = holdout_figure(champion, tables, result)
