@@ -212,8 +212,8 @@ def score(
 def _check_horizons(bundles: dict, **asked: int | None) -> None:
     """Refuse to score with a champion trained for another horizon than the one asked for."""
     for kind, days in asked.items():
-        if days is not None and kind in bundles and bundles[kind].metadata["horizon_days"] != days:
-            trained = bundles[kind].metadata["horizon_days"]
+        if days is not None and kind in bundles and bundles[kind].metadata.horizon_days != days:
+            trained = bundles[kind].metadata.horizon_days
             _fail(
                 f"the {kind} champion predicts a {trained}-day horizon, not {days} days: "
                 f"train with --{kind}-horizon-days {days} first",

@@ -458,13 +458,13 @@ def _status(models: scorer.ModelSet) -> dict:
             {
                 "kind": kind,
                 "name": REGISTERED_NAMES[kind],
-                "version": str(meta.get("version")),
+                "version": str(meta.version),
                 "alias": "champion",
-                "trained_at": meta.get("trained_at"),
-                "data_window": meta.get("data_window"),
-                "validation_cutoff": meta.get("validation_cutoff"),
-                "horizon_days": meta.get("horizon_days"),
-                "holdout_metrics": meta.get("holdout_metrics") or {},
+                "trained_at": meta.trained_at,
+                "data_window": list(meta.data_window),
+                "validation_cutoff": meta.validation_cutoff,
+                "horizon_days": meta.horizon_days,
+                "holdout_metrics": meta.holdout_metrics,
             }
         )
     return {

@@ -64,7 +64,7 @@ class ChannelAdvisor:
         """Recommended spend per channel under the constraints; `current_spend` overrides the observed level."""
         from marketing.budget import fit_response_curves, recommend_budget
 
-        key = str(clv.metadata.get("version")) if clv is not None else "realised"
+        key = str(clv.metadata.version) if clv is not None else "realised"
         tables, as_of = self.tables()
         if key not in self._curves:
             self._curves[key] = fit_response_curves(tables, as_of, self._values(clv))

@@ -64,7 +64,7 @@ class ModelSet:
         return not self.missing and all(k in self.bundles for k in MODEL_KINDS)
 
     def versions(self) -> dict[str, str]:
-        return {kind: str(b.metadata.get("version")) for kind, b in self.bundles.items()}
+        return {kind: str(b.metadata.version) for kind, b in self.bundles.items()}
 
     def need(self, kind: str) -> ModelBundle:
         if kind not in self.bundles:
@@ -220,7 +220,7 @@ def score_leads(models: ModelSet, leads: Sequence[Record], top: int = 3) -> list
         rows = feature_rows(models, ("conversion", "clv"), group, as_of)
         x = conv.matrix(rows["conversion"])
         prob = conv.predict_matrix(x)
-        tiers = conversion_tier(prob, conv.metadata["tier_thresholds"])
+        tiers = conversion_tier(prob, conv.metadata.tier_thresholds)
         reasons = conv.reasons(rows["conversion"], x, top) if top else [[] for _ in group]
         value = clv.predict_matrix(clv.matrix(rows["clv"])) if clv is not None else np.full(len(group), np.nan)
         for j, i in enumerate(positions):
@@ -232,8 +232,8 @@ def score_leads(models: ModelSet, leads: Sequence[Record], top: int = 3) -> list
                 "conversion_tier": str(tiers[j]),
                 "expected_value": _clean(value[j]),
                 "reasons": reasons[j],
-                "model_version": str(conv.metadata.get("version")),
-                "clv_model_version": None if clv is None else str(clv.metadata.get("version")),
+                "model_version": str(conv.metadata.version),
+                "clv_model_version": None if clv is None else str(clv.metadata.version),
             }
     return out
 
@@ -242,7 +242,7 @@ def score_existing_customers(models: ModelSet, customers: Sequence[Record], top:
     """Churn probability and risk (customers with an order before `as_of`), expected CLV and value decile."""
     churn = models.need("churn")
     clv = models.need("clv")
-    versions = {"churn": str(churn.metadata.get("version")), "clv": str(clv.metadata.get("version"))}
+    versions = {"churn": str(churn.metadata.version), "clv": str(clv.metadata.version)}
     now = datetime.now(UTC).replace(tzinfo=None)
     out: list[dict | None] = [None] * len(customers)
     for as_of, positions in _groups(customers, now).items():
@@ -257,8 +257,8 @@ def score_existing_customers(models: ModelSet, customers: Sequence[Record], top:
         buyer = [any(naive_utc(o.timestamp) < as_of for o in rec.orders) for rec in group]
         p_churn, r_churn = results["churn"]
         v_clv, r_clv = results["clv"]
-        risks = churn_risk(p_churn, churn.metadata["risk_thresholds"])
-        deciles = value_decile(v_clv, clv.metadata["value_deciles"])
+        risks = churn_risk(p_churn, churn.metadata.risk_thresholds)
+        deciles = value_decile(v_clv, clv.metadata.value_deciles)
         for j, i in enumerate(positions):
             is_buyer = buyer[j]
             out[i] = {

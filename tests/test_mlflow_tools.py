@@ -80,7 +80,7 @@ def test_training_against_a_real_mlflow_server(tables, sim_dir, tmp_path, monkey
         assert summary.decisions["churn"]["promoted"]
         champion = MlflowClient(uri).get_model_version_by_alias("crm_churn", "champion")
         assert str(champion.version) == summary.decisions["churn"]["version"]
-        assert (tmp_path / "artifacts").exists() and any((tmp_path / "artifacts").rglob("bundle.joblib"))
+        assert (tmp_path / "artifacts").exists() and any((tmp_path / "artifacts").rglob("bundle/manifest.json"))
     finally:
         stop(server)
 

@@ -79,11 +79,11 @@ def test_every_model_beats_its_baseline_on_the_temporal_holdout(outcome):
 def test_holdout_is_the_newest_snapshot_and_training_snapshots_precede_it(outcome):
     for kind, result in outcome.results.items():
         meta = result.bundle.metadata
-        validation = pd.Timestamp(meta["validation_cutoff"])
-        assert validation + pd.Timedelta(days=meta["holdout_window_days"]) == AS_OF, kind
-        assert all(pd.Timestamp(t) < validation for t in meta["training_cutoffs"]), kind
+        validation = pd.Timestamp(meta.validation_cutoff)
+        assert validation + pd.Timedelta(days=meta.holdout_window_days) == AS_OF, kind
+        assert all(pd.Timestamp(t) < validation for t in meta.training_cutoffs), kind
     # CLV's year-long windows are cut at the training cutoff: the holdout sees its first 90 days.
-    assert outcome.results["clv"].bundle.metadata["holdout_window_days"] == 90
+    assert outcome.results["clv"].bundle.metadata.holdout_window_days == 90
     exposure = outcome.results["clv"].holdout.exposure
     assert exposure.eq(90 / 365).all()
 

@@ -47,7 +47,7 @@ def backtest(tables: dict, as_of: pd.Timestamp, bundles: dict, truth: pd.DataFra
     scores = score_customers(_before(tables, as_of), as_of, bundles, reasons=False).set_index("customer_id")
     out: dict[str, dict] = {}
     for kind, bundle in bundles.items():
-        horizon = int(bundle.metadata["horizon_days"])
+        horizon = int(bundle.metadata.horizon_days)
         labels = labels_at(kind, tables, as_of, horizon, funnel=bundle.spec.funnel)
         if kind == "clv":  # judged on customers with a purchase history, as the oracle's CLV is
             labels = labels.reindex(buyers(tables.get("orders"), as_of))
@@ -55,7 +55,7 @@ def backtest(tables: dict, as_of: pd.Timestamp, bundles: dict, truth: pd.DataFra
         keep = pred.notna().to_numpy()
         y, p = labels.to_numpy(dtype=float)[keep], pred.to_numpy(dtype=float)[keep]
         measure = regression_metrics if kind == "clv" else classification_metrics
-        entry = {"horizon_days": horizon, "version": bundle.metadata.get("version"), "model": measure(y, p)}
+        entry = {"horizon_days": horizon, "version": bundle.metadata.version, "model": measure(y, p)}
         if truth is not None:
             oracle = truth[ORACLE[kind]].reindex(labels.index[keep]).to_numpy(dtype=float)
             both = ~np.isnan(oracle)

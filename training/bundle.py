@@ -1,6 +1,7 @@
-"""A trained model as one picklable bundle: feature spec, category encoder, booster(s), calibrator, metadata.
+"""A trained model as one bundle: feature spec, category encoder, booster(s), calibrator, metadata.
 
-Serving and MLflow's pyfunc both load this bundle; it predicts from a feature frame on numpy arrays.
+Serving and MLflow's pyfunc both load this bundle (saved as native files, see `training.artifact`); it predicts
+from a feature frame on numpy arrays.
 A CLV bundle holds two boosters with a log link, how many orders (Poisson) and what each is worth
 (gamma), and predicts their product: on the log scale a sum of their margins, so reasons add up.
 """
@@ -8,14 +9,15 @@ A CLV bundle holds two boosters with a log link, how many orders (Poisson) and w
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 
 from training.features import FeatureBlocks, FeatureSpec, feature_labels
+from training.metadata import ModelMetadata
 
 
 class CategoryEncoder:
@@ -39,12 +41,33 @@ class CategoryEncoder:
         codes[codes < 0] = np.nan
         return codes
 
+    def to_dict(self) -> dict[str, Any]:
+        """Arguments and learnt categories, JSON-ready."""
+        categories = {col: list(values) for col, values in self.categories_.items()}
+        return {"columns": list(self.columns), "max_categories": self.max_categories, "categories_": categories}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CategoryEncoder:
+        """The fitted encoder stored by `to_dict`."""
+        encoder = cls(tuple(data["columns"]), max_categories=data["max_categories"])
+        encoder.categories_ = {col: tuple(values) for col, values in data["categories_"].items()}
+        return encoder
+
 
 class Calibrator:
-    """Platt scaling of a booster's raw margin, fitted on held-out (later) snapshots; keeps the ranking."""
+    """Platt scaling of a booster's raw margin, fitted on held-out (later) snapshots; keeps the ranking.
+
+    `C` is scikit-learn's inverse regularisation strength: large, so the fit is (almost) plain maximum likelihood.
+    """
+
+    def __init__(self, C: float = 1e4):
+        self.C = C
 
     def fit(self, margin: np.ndarray, y: np.ndarray) -> Calibrator:
-        model = LogisticRegression(C=1e4).fit(margin.reshape(-1, 1), y)
+        """Learn `slope_` and `intercept_` of the logistic map from margin to probability."""
+        from sklearn.linear_model import LogisticRegression
+
+        model = LogisticRegression(C=self.C).fit(margin.reshape(-1, 1), y)
         self.slope_ = float(model.coef_[0, 0])
         self.intercept_ = float(model.intercept_[0])
         return self
@@ -52,8 +75,19 @@ class Calibrator:
     def transform(self, margin: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(self.slope_ * margin + self.intercept_)))
 
+    def to_dict(self) -> dict[str, Any]:
+        """Argument and learnt coefficients, JSON-ready."""
+        return {"C": self.C, "slope_": self.slope_, "intercept_": self.intercept_}
 
-@dataclass
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
+        """The fitted calibrator stored by `to_dict`."""
+        calibrator = cls(C=data["C"])
+        calibrator.slope_, calibrator.intercept_ = float(data["slope_"]), float(data["intercept_"])
+        return calibrator
+
+
+@dataclass(frozen=True)
 class SeasonTransfer:
     """Carries a churn probability calibrated in the validation window's purchase season to another season.
 
@@ -84,6 +118,25 @@ class SeasonTransfer:
     def apply(self, p: np.ndarray, x: np.ndarray) -> np.ndarray:
         return np.power(p, self.ratio(x))
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "window_season": list(self.window_season),
+            "reference": self.reference,
+            "sin_column": self.sin_column,
+            "cos_column": self.cos_column,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SeasonTransfer:
+        """The transfer stored by `to_dict`."""
+        return cls(
+            window_season=tuple(data["window_season"]),
+            reference=float(data["reference"]),
+            sin_column=int(data["sin_column"]),
+            cos_column=int(data["cos_column"]),
+        )
+
 
 @dataclass
 class ModelBundle:
@@ -94,7 +147,7 @@ class ModelBundle:
     encoder: CategoryEncoder
     booster: lgb.Booster
     calibrator: Calibrator | None = None
-    metadata: dict = field(default_factory=dict)
+    metadata: ModelMetadata | None = None  # set once the model is trained and evaluated
     value_booster: lgb.Booster | None = None  # CLV: net value per order (gamma, log link)
     season_transfer: SeasonTransfer | None = None  # churn: from the validation window's season to the cutoff's
 
@@ -103,7 +156,7 @@ class ModelBundle:
         return list(self.spec.columns)
 
     def _layout(self) -> dict:
-        """Column positions and category code maps, built once per loaded bundle (not pickled)."""
+        """Column positions and category code maps, built once per loaded bundle (not saved)."""
         cached = self.__dict__.get("_layout_cache")
         if cached is None:
             columns = list(self.spec.columns)
@@ -126,11 +179,6 @@ class ModelBundle:
     def warm(self) -> None:
         """Build the column layout ahead of the first prediction."""
         self._layout()
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state.pop("_layout_cache", None)
-        return state
 
     def matrix(self, features: pd.DataFrame | FeatureBlocks) -> np.ndarray:
         """The model's float matrix: numeric columns as they are, categoricals as codes (unseen -> NaN).

@@ -73,7 +73,7 @@ def evaluate_result(kind: str, bundle: ModelBundle, train: Snapshot, valid: Snap
 
 def holdout_figure(bundle: ModelBundle, tables: dict, result: ModelResult) -> float:
     """A (possibly older) model's headline figure on this run's holdout rows and labels."""
-    cutoff = pd.Timestamp(result.bundle.metadata["validation_cutoff"])
+    cutoff = pd.Timestamp(result.bundle.metadata.validation_cutoff)
     features = build_features(tables, cutoff, bundle.spec).reindex(result.holdout.labels.index)
     pred = bundle.predict(features) * exposure(result.holdout)
     y = result.holdout.labels.to_numpy(dtype=float)

@@ -64,11 +64,13 @@ def decide_promotion(
     metric: str,
     champion_version: str | None,
     champion_figure_source: str | None = None,
+    champion_outdated: bool = False,
 ) -> PromotionDecision:
     """Decide whether the new version becomes champion: `always`, `never`, or `auto` (not worse on holdout).
 
     `champion_version` is None when no champion is registered; under `auto` with a champion, its figure (and
-    where that figure comes from) must be given.
+    where that figure comes from) must be given, unless the champion is `champion_outdated`: saved in a format
+    this version cannot load, so it can serve no more and the new model replaces it.
     """
     decided = {"policy": policy, "metric": metric, "new_figure": new_figure, "champion_version": champion_version}
     if policy == "never":
@@ -76,6 +78,8 @@ def decide_promotion(
     if policy == "always" or champion_version is None:
         reason = "--promote always" if policy == "always" else "no champion yet"
         return _decision(decided, promoted=True, reason=reason)
+    if champion_outdated:
+        return _decision(decided, promoted=True, reason="the champion was saved in an older format")
     if champion_figure is None:
         raise ValueError(f"promotion of {metric} under policy {policy!r} needs champion {champion_version}'s figure")
     promoted = bool(new_figure >= champion_figure - TOLERANCE)

@@ -1,20 +1,27 @@
-"""The MLflow pyfunc wrapper of a model bundle, so MLflow's own tools (load_model, models serve) score it."""
+"""The MLflow pyfunc wrapper of a model bundle, so MLflow's own tools (load_model, models serve) score it.
+
+The model is logged as code (MLflow's models from code, `training/pyfunc_model.py`) with the bundle's native
+files as its artifact: nothing of the project is pickled, so a registered model survives moved modules.
+"""
 
 from __future__ import annotations
 
-import joblib
+from pathlib import Path
+
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from training.registry import BUNDLE_FILE
+from training.artifact import BUNDLE_DIR, load_bundle_dir, save_bundle
+
+MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 
 
 class BundleModel(mlflow.pyfunc.PythonModel):
     """Scores a frame of feature rows (the bundle's feature columns) with the packaged bundle."""
 
     def load_context(self, context) -> None:
-        self.bundle = joblib.load(context.artifacts["bundle"])
+        self.bundle = load_bundle_dir(context.artifacts["bundle"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         missing = [c for c in self.bundle.spec.columns if c not in model_input.columns]
@@ -43,17 +50,15 @@ def signature_for(bundle):
 
 def log_bundle(bundle, path_dir, registered_name: str | None, input_example: pd.DataFrame):
     """Log the bundle as a pyfunc model (with signature and input example) and optionally register it."""
-    from pathlib import Path
-
+    import crmdata
     import training
 
-    bundle_path = Path(path_dir) / BUNDLE_FILE
-    joblib.dump(bundle, bundle_path)
+    bundle_dir = save_bundle(bundle, Path(path_dir) / BUNDLE_DIR)
     return mlflow.pyfunc.log_model(
         name="model",
-        python_model=BundleModel(),
-        artifacts={"bundle": str(bundle_path)},
-        code_paths=[str(Path(training.__file__).parent)],
+        python_model=str(MODEL_CODE),
+        artifacts={"bundle": str(bundle_dir)},
+        code_paths=[str(Path(package.__file__).parent) for package in (training, crmdata)],
         signature=signature_for(bundle),
         input_example=input_example,
         registered_model_name=registered_name,
@@ -65,4 +70,4 @@ def _requirements() -> list[str]:
     """Pinned runtime requirements of the pyfunc, from the versions installed now."""
     from importlib.metadata import version
 
-    return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "joblib", "scipy")]
+    return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "pandas", "numpy", "scikit-learn", "scipy")]

@@ -7,14 +7,12 @@ Embedded default: a SQLite tracking/registry store and an artifact root under `m
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
-
-import joblib
 
 from training.config import EXPERIMENT
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-BUNDLE_FILE = "bundle.joblib"
 
 
 def models_dir() -> Path:
@@ -67,14 +65,27 @@ def alias_version(name: str, alias: str):
 
 
 def load_bundle(name: str, alias: str = CHAMPION, version: str | None = None):
-    """Download and unpickle the joblib bundle of `name@alias` (or a version); returns (bundle, model version)."""
+    """Download and load the bundle of `name@alias` (or a version); returns (bundle, model version).
+
+    The bundle's metadata carries the registry version. A model saved in an older format raises
+    `OutdatedModelFormat`, naming the model and asking for a retrain.
+    """
     import mlflow
     from mlflow import MlflowClient
+
+    from training.artifact import BUNDLE_DIR, OutdatedModelFormat, load_bundle_dir
 
     client = MlflowClient()
     mv = client.get_model_version(name, version) if version else client.get_model_version_by_alias(name, alias)
     local = mlflow.artifacts.download_artifacts(f"models:/{name}/{mv.version}")
-    return joblib.load(Path(local) / "artifacts" / BUNDLE_FILE), mv
+    try:
+        bundle = load_bundle_dir(Path(local) / "artifacts" / BUNDLE_DIR)
+    except OutdatedModelFormat as exc:
+        raise OutdatedModelFormat(
+            f"model {name} version {mv.version} was saved in an older format; retrain it with `crm-score train`"
+        ) from exc
+    bundle.metadata = replace(bundle.metadata, version=str(mv.version))
+    return bundle, mv
 
 
 def load_champions(kinds=None) -> tuple[dict, dict[str, str]]:
@@ -85,8 +96,7 @@ def load_champions(kinds=None) -> tuple[dict, dict[str, str]]:
     for kind in kinds or MODEL_KINDS:
         name = REGISTERED_NAMES[kind]
         try:
-            bundles[kind], mv = load_bundle(name, CHAMPION)
-            bundles[kind].metadata["version"] = str(mv.version)
+            bundles[kind], _ = load_bundle(name, CHAMPION)
         except Exception as exc:
             missing[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
     return bundles, missing

@@ -52,13 +52,13 @@ def score_customers(
         if kind == "conversion":
             out.loc[ids, "conversion_probability"] = pred
             out.loc[ids, "conversion_score"] = np.round(pred * 100).astype(int)
-            out.loc[ids, "conversion_tier"] = conversion_tier(pred, bundle.metadata["tier_thresholds"])
+            out.loc[ids, "conversion_tier"] = conversion_tier(pred, bundle.metadata.tier_thresholds)
         elif kind == "churn":
             out.loc[ids, "churn_probability"] = pred
-            out.loc[ids, "churn_risk"] = churn_risk(pred, bundle.metadata["risk_thresholds"])
+            out.loc[ids, "churn_risk"] = churn_risk(pred, bundle.metadata.risk_thresholds)
         else:
             out.loc[ids, "expected_clv"] = pred
-            out.loc[ids, "value_decile"] = value_decile(pred, bundle.metadata["value_deciles"])
+            out.loc[ids, "value_decile"] = value_decile(pred, bundle.metadata.value_deciles)
         if reasons:
             for cid, items in zip(ids, bundle.reasons(frame, x, top=top), strict=True):
                 reason_map[cid][kind] = items
@@ -127,7 +127,7 @@ def model_lead_values(
     forecast = pd.Series(0.0, index=created.index)
     if clv_bundle is not None and (remaining > 0).any():
         scores = score_customers(tables, as_of, {"clv": clv_bundle}, reasons=False).set_index("customer_id")
-        clv_horizon = clv_bundle.metadata.get("horizon_days", horizon_days)
+        clv_horizon = clv_bundle.metadata.horizon_days
         per_day = scores["expected_clv"].reindex(created.index).fillna(0.0) / clv_horizon
         forecast = per_day * remaining * horizon_days
     return (realised + forecast).rename("lead_value")

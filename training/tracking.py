@@ -16,6 +16,7 @@ import numpy as np
 from mlflow import MlflowClient
 
 from training import plots
+from training.artifact import OutdatedModelFormat
 from training.config import REGISTERED_NAMES, TrainConfig
 from training.evaluate import HEADLINE
 from training.fitting import lightgbm_params
@@ -112,12 +113,12 @@ def log_model_params(result: ModelResult, outcome: TrainOutcome, config: TrainCo
     mlflow.log_params(
         {
             "kind": result.kind,
-            "horizon_days": meta["horizon_days"],
-            "validation_cutoff": meta["validation_cutoff"],
-            "training_cutoffs": ",".join(meta["training_cutoffs"]),
-            "train_rows": meta["train_rows"],
-            "holdout_rows": meta["holdout_rows"],
-            "best_iteration": meta["best_iteration"],
+            "horizon_days": meta.horizon_days,
+            "validation_cutoff": meta.validation_cutoff,
+            "training_cutoffs": ",".join(meta.training_cutoffs),
+            "train_rows": meta.train_rows,
+            "holdout_rows": meta.holdout_rows,
+            "best_iteration": meta.best_iteration,
             "features": len(result.bundle.spec.columns),
             "data_fingerprint": outcome.fingerprint,
             "as_of": str(outcome.as_of),
@@ -180,11 +181,12 @@ def promote_version(name: str, version: str, result: ModelResult, tables: dict, 
     metric = HEADLINE[result.kind]
     current = alias_version(name, CHAMPION)
     champion_version = current.version if current else None
-    figure, source = (
-        champion_figure(name, champion_version, result, tables)
-        if needs_champion_figure(policy, champion_version)
-        else (None, None)
-    )
+    figure, source, outdated = None, None, False
+    if needs_champion_figure(policy, champion_version):
+        try:
+            figure, source = champion_figure(name, champion_version, result, tables)
+        except OutdatedModelFormat:  # a champion this version cannot load cannot serve either
+            outdated = True
     decision = decide_promotion(
         policy,
         result.metrics[metric],
@@ -192,6 +194,7 @@ def promote_version(name: str, version: str, result: ModelResult, tables: dict, 
         metric=metric,
         champion_version=champion_version,
         champion_figure_source=source,
+        champion_outdated=outdated,
     )
     if decision.promoted:
         MlflowClient().set_registered_model_alias(name, CHAMPION, version)
@@ -201,8 +204,8 @@ def promote_version(name: str, version: str, result: ModelResult, tables: dict, 
 def champion_figure(name: str, version: str, result: ModelResult, tables: dict) -> tuple[float, str]:
     """The champion's headline figure to compare with, and where it comes from (see `champion_has_seen`)."""
     champion, _ = load_bundle(name, version=version)
-    if champion_has_seen(champion.metadata.get("as_of", "1970-01-01"), result.holdout.cutoffs.iloc[0]):
-        return float(champion.metadata["holdout_metrics"][HEADLINE[result.kind]]), OWN_HOLDOUT
+    if champion_has_seen(champion.metadata.as_of, result.holdout.cutoffs.iloc[0]):
+        return float(champion.metadata.holdout_metrics[HEADLINE[result.kind]]), OWN_HOLDOUT
     return holdout_figure(champion, tables, result), THIS_HOLDOUT
 
 

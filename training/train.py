@@ -30,6 +30,7 @@ from training.dataset import (
 from training.features import FeatureSpec, fit_feature_spec
 from training.fitting import fit_bundle
 from training.holdout import ModelResult, evaluate_result, exposure
+from training.metadata import ModelMetadata
 from training.summary import TrainSummary
 
 log = logging.getLogger(__name__)
@@ -82,41 +83,39 @@ def refit_rows(kind: str, plan: CutoffPlan, tables: dict, features: FeatureCache
     return snapshot(kind, tables, cutoffs, plan.horizon_days, features, plan.holdout_label_end, features.spec.funnel)
 
 
-def add_serving_metadata(result: ModelResult, config: TrainConfig) -> None:
-    """Tier thresholds and value deciles from the holdout predictions, stored with the bundle."""
-    pred, meta = result.holdout_prediction, result.bundle.metadata
+def serving_thresholds(result: ModelResult, config: TrainConfig) -> dict[str, tuple[float, ...]]:
+    """Tier thresholds and value deciles from the holdout predictions, as `ModelMetadata` fields."""
+    pred = result.holdout_prediction
     if result.kind == "conversion":
-        shares = config.conversion_tiers
-        meta["tier_thresholds"] = [float(np.quantile(pred, 1 - s)) for s in shares]
-    elif result.kind == "churn":
-        meta["risk_thresholds"] = list(config.churn_risk_thresholds)
-    else:
-        whole = pred / exposure(result.holdout)  # deciles of the whole-horizon values the model serves
-        meta["value_deciles"] = [float(q) for q in np.quantile(whole, np.linspace(0.1, 0.9, 9))]
+        return {"tier_thresholds": tuple(float(np.quantile(pred, 1 - s)) for s in config.conversion_tiers)}
+    if result.kind == "churn":
+        return {"risk_thresholds": tuple(config.churn_risk_thresholds)}
+    whole = pred / exposure(result.holdout)  # deciles of the whole-horizon values the model serves
+    return {"value_deciles": tuple(float(q) for q in np.quantile(whole, np.linspace(0.1, 0.9, 9)))}
 
 
 def describe(result: ModelResult, plan: CutoffPlan, outcome: TrainOutcome, config: TrainConfig) -> None:
     """Store with the bundle what it is: cutoffs, rows, size, holdout figures, data, and serving thresholds."""
     kind, bundle = result.kind, result.bundle
-    bundle.metadata = {
-        "kind": kind,
-        "registered_name": REGISTERED_NAMES[kind],
-        "as_of": str(plan.as_of),
-        "horizon_days": plan.horizon_days,
-        "validation_cutoff": str(plan.validation),
-        "holdout_window_days": plan.holdout_window_days,
-        "training_cutoffs": [str(t) for t in plan.training],
-        "train_rows": result.train_rows,
-        "holdout_rows": len(result.holdout.labels),
-        "best_iteration": int(bundle.booster.current_iteration()),
-        "refit_on_holdout": kind in config.refit_on_holdout,
-        "holdout_metrics": result.metrics,
-        "baseline_metrics": result.baseline,
-        "data_window": list(outcome.data_window),
-        "data_fingerprint": outcome.fingerprint,
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    add_serving_metadata(result, config)
+    bundle.metadata = ModelMetadata(
+        kind=kind,
+        registered_name=REGISTERED_NAMES[kind],
+        as_of=str(plan.as_of),
+        horizon_days=plan.horizon_days,
+        validation_cutoff=str(plan.validation),
+        holdout_window_days=plan.holdout_window_days,
+        training_cutoffs=tuple(str(t) for t in plan.training),
+        train_rows=result.train_rows,
+        holdout_rows=len(result.holdout.labels),
+        best_iteration=int(bundle.booster.current_iteration()),
+        refit_on_holdout=kind in config.refit_on_holdout,
+        holdout_metrics=result.metrics,
+        baseline_metrics=result.baseline,
+        data_window=tuple(outcome.data_window),
+        data_fingerprint=outcome.fingerprint,
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        **serving_thresholds(result, config),
+    )
 
 
 def train_one(
