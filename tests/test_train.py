@@ -100,13 +100,13 @@ def test_reasons_are_plain_words_with_signed_contributions(outcome):
 
 
 def test_churn_learns_no_season_from_its_snapshots_and_carries_its_calibration_to_the_cutoffs(outcome):
-    from training.fitting import SEASON_BLIND
+    from training.catalogue import season_blind
 
     bundle = outcome.results["churn"].bundle
     assert outcome.spec.purchase_season, "two years of simulated orders are enough to learn the season"
     assert bundle.season_transfer is not None
     gain = dict(zip(bundle.booster.feature_name(), bundle.booster.feature_importance("gain"), strict=True))
-    assert all(gain[c] == 0 for c in SEASON_BLIND["churn"])
+    assert all(gain[c] == 0 for c in season_blind("churn"))
     # The same customers scored as of the quietest and the busiest window of the learnt season: the quiet one
     # expects fewer orders, so more churn, and its season shows as the reason `season_next_90d`.
     x = bundle.matrix(outcome.results["churn"].holdout.features.head(200))

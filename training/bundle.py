@@ -236,7 +236,7 @@ class ModelBundle:
 
         For CLV, the sum of both boosters' contributions: each adds to the log of its factor. For churn, the
         season transfer's shift of the log-odds is the contribution of `season_next_90d` (the booster does
-        not split on the season, see `training.train.SEASON_BLIND`).
+        not split on the season, see `training.catalogue.season_blind`).
         """
         full = self.booster.predict(x, pred_contrib=True, num_threads=1)
         contrib = full[:, :-1]

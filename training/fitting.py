@@ -12,21 +12,11 @@ import numpy as np
 import pandas as pd
 
 from training.bundle import Calibrator, CategoryEncoder, ModelBundle, SeasonTransfer
+from training.catalogue import monotone_constraints, season_blind
 from training.config import TrainConfig
 from training.dataset import Snapshot
 from training.features import FeatureSpec
 from training.seasonality import window_means
-
-# Directions known from the domain: a longer silence never raises a purchase forecast.
-MONOTONE = {
-    "conversion": {"days_since_last_touch": -1},
-    "churn": {"days_since_last_order": 1, "paced_orders_90d": -1, "paced_orders_90d_recent": -1},
-    "clv": {"days_since_last_order": -1, "paced_orders_90d": 1, "paced_orders_90d_recent": 1},
-}
-# Columns the churn booster may not split on when the data has a purchase season: the season enters through
-# the bundle's `SeasonTransfer` instead. Twelve monthly snapshots show each season once, so trees learn it
-# as one offset per snapshot, and that does not carry over to the season after the training cutoff.
-SEASON_BLIND = {"churn": ("cutoff_season_sin", "cutoff_season_cos", "season_next_90d", "season_last_90d")}
 
 
 def lightgbm_params(kind: str, config: TrainConfig, spec: FeatureSpec) -> dict:
@@ -49,12 +39,15 @@ def lightgbm_params(kind: str, config: TrainConfig, spec: FeatureSpec) -> dict:
         "cat_smooth": 20,
         "min_data_per_group": 50,
     }
-    blind = SEASON_BLIND.get(kind, ()) if spec.purchase_season else ()
+    # Season-blind columns and monotone directions are declared per feature in `training.catalogue`: the churn
+    # booster may not split on the season when the data has one (it enters through the bundle's SeasonTransfer),
+    # and a longer silence never raises a purchase forecast.
+    blind = season_blind(kind) if spec.purchase_season else ()
     if any(c in blind for c in spec.columns):
         params["feature_contri"] = [0.0 if c in blind else 1.0 for c in spec.columns]
-    constraints = MONOTONE[kind]
-    if any(c in constraints for c in spec.columns):
-        params["monotone_constraints"] = [constraints.get(c, 0) for c in spec.columns]
+    constraints = monotone_constraints(kind, spec.columns)
+    if any(constraints):
+        params["monotone_constraints"] = constraints
         params["monotone_constraints_method"] = "advanced"
     return params
 
