@@ -93,7 +93,7 @@ class ModelRuntime:
 
     def load(self) -> ModelSet:
         """Load the champions at start-up; a set with missing models still serves (not ready, with reasons)."""
-        outcome = self._swap()
+        outcome = self._swap(always=True)
         settle_heap()
         self._publish(outcome.models)
         if not outcome.models.ready:
@@ -109,11 +109,12 @@ class ModelRuntime:
         self._publish(outcome.models)
         return outcome
 
-    def _swap(self) -> ReloadOutcome:
+    def _swap(self, always: bool = False) -> ReloadOutcome:
+        """Load a new set and serve it if `always`, if it is ready, or if it is no worse than a set not ready."""
         with self._lock:
             new = self._loader()
             old = self.current
-            if new.ready or (not old.ready and len(new.bundles) >= len(old.bundles)):
+            if always or new.ready or (not old.ready and len(new.bundles) >= len(old.bundles)):
                 self.current = new  # one reference assignment: atomic for readers
                 return ReloadOutcome(swapped=True, models=new, errors=new.missing)
             log.warning("model reload failed, keeping the loaded models: %s", new.missing)

@@ -1,5 +1,6 @@
-"""The one way tests run the API: in process (`api_client`, FastAPI's TestClient) or as a real uvicorn process
-on 127.0.0.1 (`uvicorn_server`), both waiting until the app has loaded its models."""
+"""The one way tests run servers: the API in process (`api_client`, FastAPI's TestClient) or as a real uvicorn
+process on 127.0.0.1 (`uvicorn_server`), both once the app has loaded its models; any other server (an MLflow
+tracking server, `mlflow models serve`) with `running`."""
 
 from __future__ import annotations
 
@@ -45,14 +46,20 @@ def uvicorn_server(env: dict[str, str], log: Path, timeout: float = 180) -> Iter
     `/ready` answers 200, and stops it afterwards. The server's output goes to `log`."""
     port = free_port()
     code = f"from serving.api import serve; serve('127.0.0.1', {port}, log_level='warning')"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code], env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
-        )
     base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(proc, base, log, timeout)
+    with running([sys.executable, "-c", code], f"{base}/ready", {**os.environ, **env}, log, timeout):
         yield base
+
+
+@contextmanager
+def running(cmd: list[str], ready_url: str, env: dict[str, str], log: Path, timeout: float = 180) -> Iterator[None]:
+    """Run `cmd` (a server) from the checkout with `env`, its output in `log`, until `ready_url` answers 200;
+    stop it on exit (terminate, then kill after 20 s)."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        _wait_ready(proc, ready_url, log, timeout)
+        yield
     finally:
         proc.terminate()
         try:
@@ -62,12 +69,12 @@ def uvicorn_server(env: dict[str, str], log: Path, timeout: float = 180) -> Iter
             proc.wait()
 
 
-def _wait_ready(proc: subprocess.Popen, base: str, log: Path, timeout: float) -> None:
+def _wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         assert proc.poll() is None, f"server exited: {log.read_text()[-3000:]}"
         try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
