@@ -98,20 +98,11 @@ def create_app(settings: Settings | None = None, loader=load_model_set) -> FastA
     """The API; settings default to the environment (`CRM_SCORING_*`), models to the registry's champions."""
     settings = settings or get_settings()
     metrics = Metrics()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        await run_in_threadpool(app.state.runtime.load)
-        try:
-            yield
-        finally:
-            gc.unfreeze()  # an app in a longer-lived process (tests) leaves the collector as it found it
-
     app = FastAPI(
         title="crm-scoring API",
         version="1",
         summary="Lead and customer scores, ranked prospects and model management for a CRM.",
-        lifespan=lifespan,
+        lifespan=_lifespan,
         default_response_class=FastJSONResponse,
     )
     app.state.settings = settings
@@ -126,6 +117,16 @@ def create_app(settings: Settings | None = None, loader=load_model_set) -> FastA
         app.include_router(router)
     _publish_limits(app, settings)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    """Load the champions once at start-up, off the event loop."""
+    await run_in_threadpool(app.state.runtime.load)
+    try:
+        yield
+    finally:
+        gc.unfreeze()  # an app in a longer-lived process (tests) leaves the collector as it found it
 
 
 def _publish_limits(app: FastAPI, settings: Settings) -> None:
