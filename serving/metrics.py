@@ -13,6 +13,8 @@ VALUE_BUCKETS = (10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 100_00
 
 
 class Metrics:
+    """The API's metrics in a registry of their own."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -63,6 +65,13 @@ class Metrics:
         for v in values:
             if v is not None:
                 hist.observe(v)
+
+    def observe_leads(self, scores: list[dict]) -> None:
+        """The conversion probabilities and expected values of scored leads."""
+        self.observe_scores("crm_conversion", [s["conversion_probability"] for s in scores])
+        for s in scores:
+            if s["expected_value"] is not None:
+                self.values.observe(s["expected_value"])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

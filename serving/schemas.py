@@ -1,7 +1,9 @@
 """Request and response models of the API, with limits and OpenAPI examples.
 
 Requests forbid unknown fields (a typo like `touchpionts` would otherwise silently score a lead without its
-history). Channel, stage and category values are free text: values the models never saw score as unseen.
+history). Channel and category values are free text: values the models never saw score as unseen. Stages
+must be stages of the funnel the models were trained with, which the scoring routes check (it can change with
+a reload). The batch and history limits are settings (`serving.settings`), checked by the routes too.
 Timestamps are ISO 8601; naive ones are UTC. `as_of` is exclusive: only history before it is read.
 """
 
@@ -12,15 +14,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-MAX_BATCH = 1000
-MAX_HISTORY = 2000
+from crmdata.funnel import DEFAULT_FUNNEL
+
 EARLIEST, LATEST = datetime(1970, 1, 2), datetime(2200, 1, 1)
 
 
 def _in_range(ts: datetime) -> datetime:
     if ts.tzinfo is None and EARLIEST <= ts < LATEST:  # the common case, without a call (thousands a batch)
         return ts
-    if not EARLIEST <= _naive(ts) < LATEST:
+    try:
+        naive = _naive(ts)
+    except OverflowError:  # an offset that takes year 1 or 9999 out of range: a 422, not a 500
+        naive = None
+    if naive is None or not EARLIEST <= naive < LATEST:
         raise ValueError(f"timestamp must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
     return ts
 
@@ -52,7 +58,7 @@ class Touchpoint(_Strict):
 
 
 class FunnelEvent(_Strict):
-    """A change of funnel stage (default order lead, mql, sql, opportunity, negotiation, won; plus lost)."""
+    """A change of funnel stage: one of the trained funnel's stages or its lost stage (`/v1/models`)."""
 
     timestamp: Instant
     stage: Text
@@ -80,9 +86,9 @@ class Record(_Strict):
     region: Text | None = None
     employees: Annotated[float, Field(ge=0, le=1e8, allow_inf_nan=False)] | None = None
     annual_revenue: Annotated[float, Field(ge=0, le=1e13, allow_inf_nan=False)] | None = None
-    touchpoints: list[Touchpoint] = Field(default_factory=list, max_length=MAX_HISTORY)
-    funnel_events: list[FunnelEvent] = Field(default_factory=list, max_length=MAX_HISTORY)
-    orders: list[Order] = Field(default_factory=list, max_length=MAX_HISTORY)
+    touchpoints: list[Touchpoint] = Field(default_factory=list)
+    funnel_events: list[FunnelEvent] = Field(default_factory=list)
+    orders: list[Order] = Field(default_factory=list)
     as_of: Instant | None = Field(default=None, description="Exclusive cutoff; default now (UTC).")
 
     @model_validator(mode="after")
@@ -104,8 +110,8 @@ _LEAD_EXAMPLE: dict[str, Any] = {
         {"timestamp": "2024-11-20T14:00:00Z", "channel": "email", "interaction": "email_open"},
     ],
     "funnel_events": [
-        {"timestamp": "2024-11-02T09:15:00Z", "stage": "lead"},
-        {"timestamp": "2024-11-25T10:00:00Z", "stage": "mql"},
+        {"timestamp": "2024-11-02T09:15:00Z", "stage": DEFAULT_FUNNEL.stages[0]},
+        {"timestamp": "2024-11-25T10:00:00Z", "stage": DEFAULT_FUNNEL.stages[1]},
     ],
     "as_of": "2024-12-31T00:00:00Z",
 }
@@ -135,17 +141,17 @@ class Customer(Record):
 
 
 class LeadBatch(_Strict):
-    """Up to 1,000 leads in one request."""
+    """Leads in one request: at most the server's `max_batch` (default 1,000)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"leads": [_LEAD_EXAMPLE]}]})
-    leads: list[Lead] = Field(min_length=1, max_length=MAX_BATCH)
+    leads: list[Lead] = Field(min_length=1)
 
 
 class CustomerBatch(_Strict):
-    """Up to 1,000 customers in one request."""
+    """Customers in one request: at most the server's `max_batch` (default 1,000)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"customers": [_CUSTOMER_EXAMPLE]}]})
-    customers: list[Customer] = Field(min_length=1, max_length=MAX_BATCH)
+    customers: list[Customer] = Field(min_length=1)
 
 
 def _batch_or_one(key: str):

@@ -1,20 +1,17 @@
-"""The loaded champion models and the fast scoring path of the API.
+"""The fast scoring path of the API: request records -> feature rows -> scores of the loaded champions.
 
 A request's leads become tiny versions of the input tables (numpy columns, `ArrayTable`), and
 `training.features.build_feature_blocks` turns them into feature rows: the very definitions training used,
 so that the API and `crm-score score` agree to the last bit, without a pandas DataFrame on the way.
 Prediction runs on numpy arrays with LightGBM at one thread (see `ModelBundle.predict_matrix`).
-Reload builds a complete new `ModelSet` off to the side and swaps one reference, so requests in flight keep
-the set they started with.
+Loading and reloading the models is `serving.runtime`'s job.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 
@@ -22,9 +19,8 @@ import numpy as np
 import pandas as pd
 
 from crmdata.timeutil import naive_utc
+from serving.runtime import ModelSet
 from serving.schemas import Record
-from training.bundle import ModelBundle
-from training.config import MODEL_KINDS, REGISTERED_NAMES
 from training.features import ArrayTable, FeatureBlocks, build_feature_blocks
 from training.tiers import churn_risk, conversion_tier, value_decile
 
@@ -41,70 +37,6 @@ _STR_COLUMNS = {
     "funnel_events": ("stage",),
     "orders": ("order_id", "channel", "product_category"),
 }
-
-
-class ModelsUnavailable(RuntimeError):
-    """A route needs a model that is not loaded; the message names it and why."""
-
-
-@dataclass(frozen=True)
-class ModelSet:
-    """One consistent set of champion bundles (by kind), and why any kind is missing."""
-
-    bundles: dict[str, ModelBundle]
-    missing: dict[str, str] = field(default_factory=dict)
-    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def __post_init__(self) -> None:
-        for bundle in self.bundles.values():
-            bundle.warm()  # build each bundle's column layout now, not on the first request
-
-    @property
-    def ready(self) -> bool:
-        return not self.missing and all(k in self.bundles for k in MODEL_KINDS)
-
-    def versions(self) -> dict[str, str]:
-        return {kind: str(b.metadata.version) for kind, b in self.bundles.items()}
-
-    def need(self, kind: str) -> ModelBundle:
-        if kind not in self.bundles:
-            name = REGISTERED_NAMES[kind]
-            raise ModelsUnavailable(f"model {name}@champion is not loaded: {self.missing.get(name, 'unknown')}")
-        return self.bundles[kind]
-
-
-def load_model_set() -> ModelSet:
-    """Load the @champion of every model kind from the registry (MLFLOW_TRACKING_URI or the embedded store)."""
-    from training.registry import configure, load_champions
-
-    try:
-        configure()
-        bundles, missing = load_champions()
-    except Exception as exc:  # the registry itself is unreachable: nothing loaded, and say why
-        return ModelSet({}, {name: f"{type(exc).__name__}: {str(exc)[:300]}" for name in REGISTERED_NAMES.values()})
-    for name in (REGISTERED_NAMES[k] for k in MODEL_KINDS if k not in bundles):
-        missing.setdefault(name, "not registered with alias champion")
-    return ModelSet(bundles, missing)
-
-
-class ModelHolder:
-    """The current `ModelSet`; `reload()` swaps in a complete new set or keeps the old one and says why."""
-
-    def __init__(self, models: ModelSet | None = None, loader=load_model_set):
-        self.current = models or ModelSet({}, {"models": "not loaded yet"})
-        self._loader = loader
-        self._lock = threading.Lock()
-
-    def reload(self) -> tuple[bool, ModelSet, dict[str, str]]:
-        """Load the champions again; returns (swapped, the set now serving, what failed)."""
-        with self._lock:
-            new = self._loader()
-            old = self.current
-            if new.ready or (not old.ready and len(new.bundles) >= len(old.bundles)):
-                self.current = new  # one reference assignment: atomic for readers
-                return True, new, new.missing
-            log.warning("model reload failed, keeping the loaded models: %s", new.missing)
-            return False, old, new.missing
 
 
 # ---------------------------------------------------------------------------------------------- request -> rows

@@ -1,6 +1,7 @@
 """Serving settings in one typed place, read from the environment (prefix `CRM_SCORING_`).
 
-Nothing is read at import time: call `get_settings()` (the app does so once, in its lifespan).
+Nothing is read at import time: call `get_settings()` (`create_app` does so once).
+Limits and storage paths live here and nowhere else; routes read them through `serving.deps.SettingsDep`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 log = logging.getLogger(__name__)
 
 SCOPES = ("read", "admin")
+PROSPECTS_FILE = "prospects.db"
+# Largest CSV page of the prospect list: fixed, as it bounds the `limit` query parameter in the OpenAPI schema.
+CSV_PAGE_MAX = 100_000
 
 
 class Settings(BaseSettings):
@@ -25,12 +29,15 @@ class Settings(BaseSettings):
     api_keys: str = Field(default="", repr=False)
     # Switch authentication off, for a local demo only; the app logs a warning at start-up.
     auth_disabled: bool = False
-    # The SQLite prospect store written by `crm-score score`; default models/prospects.db.
+    # The embedded registry's folder, also read by `training.registry`; default the checkout's models/.
+    models_dir: Path | None = None
+    # The SQLite prospect store written by `crm-score score`; default prospects.db in the models folder.
     prospects_db: Path | None = None
-    # The CRM export the channel routes read (performance, budget advice); unset, those routes answer 503.
+    # The CRM export the channel routes read (performance, budget advice); unset, those routes answer 404.
     data_dir: Path | None = None
+    # Leads or customers per scoring request: the one batch limit (the request schemas set none).
     max_batch: int = Field(default=1000, ge=1, le=10_000)
-    # Per lead and per history list (touchpoints, funnel events, orders).
+    # Per lead and per history list (touchpoints, funnel events, orders): the one history limit.
     max_history_events: int = Field(default=2000, ge=1, le=100_000)
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_page_size: int = Field(default=1000, ge=1)
@@ -50,10 +57,15 @@ class Settings(BaseSettings):
         """API key -> scope."""
         return parse_keys(self.api_keys)
 
-    def prospects_path(self) -> Path:
-        from serving.store import default_db_path
+    def models_path(self) -> Path:
+        """The embedded registry's folder: `models_dir`, else `training.registry.models_dir()`'s default."""
+        from training.registry import models_dir
 
-        return self.prospects_db or default_db_path()
+        return self.models_dir.resolve() if self.models_dir is not None else models_dir()
+
+    def prospects_path(self) -> Path:
+        """The prospect store the API reads: `prospects_db`, else prospects.db in the models folder."""
+        return self.prospects_db or self.models_path() / PROSPECTS_FILE
 
 
 def parse_keys(text: str) -> dict[str, str]:

@@ -26,6 +26,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from serving.settings import PROSPECTS_FILE
+
 STALLED_RATIO = 2.0
 FILTER_COLUMNS = ("conversion_tier", "source_channel", "current_stage", "industry", "region", "stalled")
 ORDER_KEYS = {"expected_value": "ev_key", "probability": "p_key"}
@@ -68,10 +70,10 @@ class StoreMissing(FileNotFoundError):
 
 
 def default_db_path() -> Path:
-    """models/prospects.db of the embedded store (`training.registry.models_dir()`)."""
+    """prospects.db in the embedded store's folder (`training.registry.models_dir()`), as the API reads it."""
     from training.registry import models_dir
 
-    return models_dir() / "prospects.db"
+    return models_dir() / PROSPECTS_FILE
 
 
 def write_prospects(scores: pd.DataFrame, db_path: str | os.PathLike | None = None) -> Path:

@@ -7,17 +7,19 @@ import csv
 import io
 import json
 import sqlite3
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
 
-from serving import scorer, store
-from serving.api import create_app
+from crmdata.funnel import DEFAULT_FUNNEL, Funnel
+from serving import runtime, scorer, store
 from serving.settings import Settings
 from serving.store import write_prospects
+from tests.servers import api_client
 from training.features import build_features
+from training.metadata import ModelMetadata
 from training.registry import load_champions
 from training.scoring import score_customers
 
@@ -61,7 +63,7 @@ def champions(trained_store):
         mp.setenv("MLFLOW_TRACKING_URI", trained_store["uri"])
         mp.setenv("CRM_SCORING_MODELS_DIR", str(trained_store["dir"]))
         mlflow.set_tracking_uri(trained_store["uri"])
-        models = scorer.load_model_set()
+        models = runtime.load_model_set()
     assert models.ready, models.missing
     return models
 
@@ -82,8 +84,7 @@ def _settings(db, **kw) -> Settings:
 
 @pytest.fixture
 def client(use_store, champions, prospects_db):
-    app = create_app(_settings(prospects_db), loader=lambda: champions)
-    with TestClient(app) as c:
+    with api_client(_settings(prospects_db), champions) as c:
         yield c
 
 
@@ -103,8 +104,8 @@ def test_health_ready_metrics(client):
 
 
 def test_not_ready_with_reason(use_store, prospects_db):
-    broken = scorer.ModelSet({}, {"crm_conversion": "MlflowException: no alias champion"})
-    with TestClient(create_app(_settings(prospects_db), loader=lambda: broken)) as c:
+    broken = runtime.ModelSet({}, {"crm_conversion": "MlflowException: no alias champion"})
+    with api_client(_settings(prospects_db), broken) as c:
         ready = c.get("/ready")
         assert ready.status_code == 503
         assert "no alias champion" in ready.json()["missing"]["crm_conversion"]
@@ -149,7 +150,6 @@ def test_unknown_values_score_as_unseen(client):
         "industry": "alchemy",
         "region": "atlantis",
         "touchpoints": [{"timestamp": "2024-12-01T00:00:00", "channel": "telepathy", "interaction": "dream"}],
-        "funnel_events": [{"timestamp": "2024-12-01T00:00:00", "stage": "pondering"}],
         "orders": [{"timestamp": "2024-12-02T00:00:00", "amount": 5, "channel": "barter", "product_category": "x"}],
     }
     r = client.post("/v1/leads/score", json=lead, headers=READ)
@@ -157,6 +157,85 @@ def test_unknown_values_score_as_unseen(client):
     assert 0 <= r.json()["conversion_probability"] <= 1
     c = client.post("/v1/customers/score", json=lead, headers=READ)
     assert c.status_code == 200, c.text
+
+
+# --------------------------------------------------------------------------------------------- funnel stages
+
+
+def _with_stages(record: dict, *stages: str) -> dict:
+    events = [{"timestamp": f"2024-11-{day + 1:02d}T00:00:00", "stage": s} for day, s in enumerate(stages)]
+    return {**record, "funnel_events": events}
+
+
+def _stage_message(stage: str, funnel: Funnel = DEFAULT_FUNNEL) -> str:
+    return f"stage {stage!r} is not a stage of the trained funnel: {funnel.describe()}"
+
+
+def test_unknown_stage_is_rejected_with_the_trained_funnel(client):
+    """A stage the models were not trained with would be ignored silently: 422 naming it, where, and the stages."""
+    r = client.post("/v1/leads/score", json=_with_stages(LEAD, "lead", "Qualified"), headers=READ)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == [
+        {"loc": ["body", "funnel_events", 1, "stage"], "msg": _stage_message("Qualified"), "type": "value_error"}
+    ]
+    assert "'Qualified'" in r.text and "lead, mql, sql, opportunity, negotiation, won (or lost)" in r.text
+    assert "body.funnel_events.1.stage" in r.json()["message"]
+
+
+def test_unknown_stage_in_a_batch_and_for_customers(client):
+    leads = [LEAD, _with_stages(LEAD, "pondering"), _with_stages(LEAD, "mql", "Won")]
+    r = client.post("/v1/leads/score", json={"leads": leads}, headers=READ)
+    assert r.status_code == 422
+    assert [(e["loc"], e["msg"]) for e in r.json()["detail"]] == [
+        (["body", "leads", 1, "funnel_events", 0, "stage"], _stage_message("pondering")),
+        (["body", "leads", 2, "funnel_events", 1, "stage"], _stage_message("Won")),
+    ]
+    c = client.post("/v1/customers/score", json=_with_stages(CUSTOMER, "sql", "churned"), headers=READ)
+    assert c.status_code == 422 and c.json()["detail"][0]["msg"] == _stage_message("churned")
+    every = _with_stages(LEAD, *DEFAULT_FUNNEL.allowed)  # every stage of the funnel, lost included, is fine
+    assert client.post("/v1/leads/score", json=every, headers=READ).status_code == 200
+
+
+class _Stub:
+    """A bundle stand-in with a feature spec of its own funnel (no model: enough for the stage check)."""
+
+    def __init__(self, funnel: Funnel):
+        self.spec = SimpleNamespace(funnel=funnel)
+        self.metadata = ModelMetadata(
+            kind="conversion",
+            registered_name="crm_conversion",
+            as_of="2024-12-31",
+            horizon_days=90,
+            validation_cutoff="2024-10-02",
+            holdout_window_days=90,
+            training_cutoffs=(),
+            train_rows=0,
+            holdout_rows=0,
+            best_iteration=0,
+            refit_on_holdout=False,
+            holdout_metrics={},
+            baseline_metrics={},
+            data_window=("2023-01-01", "2024-12-31"),
+            data_fingerprint="",
+            trained_at="2025-01-01T00:00:00+00:00",
+            version="0",
+        )
+
+    def warm(self) -> None:
+        pass
+
+
+def test_stages_are_checked_against_the_models_loaded_now(use_store, champions, prospects_db):
+    """After a reload with champions of another funnel, the stages of that funnel are the allowed ones."""
+    other = Funnel.of(["prospect", "deal", "signed"], lost="dropped")
+    sets = iter([champions, runtime.ModelSet({k: _Stub(other) for k in ("conversion", "churn", "clv")})])
+    with api_client(_settings(prospects_db), loader=lambda: next(sets)) as c:
+        assert c.post("/v1/leads/score", json=_with_stages(LEAD, "lead"), headers=READ).status_code == 200
+        assert c.post("/v1/models/reload", headers=ADMIN).status_code == 200
+        r = c.post("/v1/leads/score", json=_with_stages(LEAD, "lead", "deal"), headers=READ)
+    assert r.status_code == 422
+    assert [e["msg"] for e in r.json()["detail"]] == [_stage_message("lead", other)]
+    assert "prospect, deal, signed (or dropped)" in r.text
 
 
 def test_score_customer(client, champions):
@@ -196,7 +275,7 @@ def test_auth(client, method, path, headers, status):
 
 def test_auth_disabled_explicitly(use_store, champions, prospects_db, caplog):
     settings = Settings(auth_disabled=True, prospects_db=prospects_db)
-    with TestClient(create_app(settings, loader=lambda: champions)) as c:
+    with api_client(settings, champions) as c:
         assert c.post("/v1/leads/score", json=LEAD).status_code == 200
     assert "DISABLED" in caplog.text
 
@@ -214,6 +293,7 @@ def test_auth_disabled_explicitly(use_store, champions, prospects_db, caplog):
         ({**LEAD, "created_at": "2025-06-01T00:00:00"}, "created_at"),
         ({**LEAD, "orders": [{"timestamp": "2024-01-01T00:00:00", "amount": "lots"}]}, "amount"),
         ({**LEAD, "touchpoints": [{"timestamp": "0001-01-01T00:00:00", "channel": "x"}]}, "timestamp"),
+        ({**LEAD, "as_of": "0001-01-01T00:00:00+01:00"}, "as_of"),
         ({**LEAD, "region": "x" * 500}, "region"),
         ({"leads": []}, "leads"),
     ],
@@ -225,6 +305,7 @@ def test_auth_disabled_explicitly(use_store, champions, prospects_db, caplog):
         "created-after-as-of",
         "amount-text",
         "ancient",
+        "out-of-range-offset",
         "long-string",
         "empty-batch",
     ],
@@ -238,11 +319,26 @@ def test_validation_names_the_field(client, body, field):
 def test_batch_over_limit(client):
     r = client.post("/v1/leads/score", json={"leads": [{"region": "w"}] * 1001}, headers=READ)
     assert r.status_code == 422 and "leads" in r.text
+    assert r.json()["detail"] == [{"loc": ["body", "leads"], "msg": "at most 1000 per request", "type": "too_long"}]
+    assert client.post("/v1/leads/score", json={"leads": [{"region": "w"}] * 1000}, headers=READ).status_code == 200
+
+
+def test_batch_limit_is_the_setting(use_store, champions, prospects_db):
+    """`max_batch` is the one batch limit, whether tighter or looser than the default, and the schema states it."""
+    with api_client(_settings(prospects_db, max_batch=3), champions) as c:
+        r = c.post("/v1/customers/score", json={"customers": [CUSTOMER] * 4}, headers=READ)
+        schema = c.get("/openapi.json").json()["components"]["schemas"]
+    assert r.status_code == 422 and r.json()["detail"][0]["msg"] == "at most 3 per request"
+    assert schema["CustomerBatch"]["properties"]["customers"]["maxItems"] == 3
+    assert schema["Lead"]["properties"]["touchpoints"]["maxItems"] == 2000
+    with api_client(_settings(prospects_db, max_batch=1100), champions) as c:
+        body = {"leads": [{"region": "w"}] * 1001}
+        many = c.post("/v1/leads/score", params={"top_reasons": 0}, json=body, headers=READ)
+    assert many.status_code == 200 and len(many.json()["scores"]) == 1001
 
 
 def test_history_over_setting(use_store, champions, prospects_db):
-    app = create_app(_settings(prospects_db, max_history_events=1), loader=lambda: champions)
-    with TestClient(app) as c:
+    with api_client(_settings(prospects_db, max_history_events=1), champions) as c:
         r = c.post("/v1/leads/score", json=LEAD, headers=READ)
         batch = c.post("/v1/leads/score", json={"leads": [CUSTOMER, LEAD]}, headers=READ)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "touchpoints"]
@@ -255,8 +351,7 @@ def test_history_over_setting(use_store, champions, prospects_db):
 
 
 def test_body_too_large(use_store, champions, prospects_db):
-    app = create_app(_settings(prospects_db, max_body_bytes=2048), loader=lambda: champions)
-    with TestClient(app) as c:
+    with api_client(_settings(prospects_db, max_body_bytes=2048), champions) as c:
         big = {"leads": [LEAD] * 20}
         assert c.post("/v1/leads/score", json=big, headers=READ).status_code == 413
         assert c.post("/v1/leads/score", json=LEAD, headers=READ).status_code == 200
@@ -280,7 +375,7 @@ def test_models_lists_champions(client, champions):
 
 
 def test_reload_swaps_and_failed_reload_keeps_old(use_store, prospects_db, monkeypatch, tmp_path):
-    with TestClient(create_app(_settings(prospects_db))) as c:  # the real registry loader
+    with api_client(_settings(prospects_db)) as c:  # the real registry loader
         assert c.get("/ready").status_code == 200
         before = c.get("/v1/models", headers=READ).json()["models"]
         ok = c.post("/v1/models/reload", headers=ADMIN)
@@ -403,7 +498,7 @@ def test_few_high_scores_page_through_the_covering_score_index(prospects_db, bat
 
 
 def test_prospects_missing_store(use_store, champions, tmp_path):
-    with TestClient(create_app(_settings(tmp_path / "none.db"), loader=lambda: champions)) as c:
+    with api_client(_settings(tmp_path / "none.db"), champions) as c:
         r = c.get("/v1/prospects", headers=READ)
     assert r.status_code == 404 and "crm-score score" in r.json()["detail"]
 
@@ -527,8 +622,7 @@ def test_parity_with_batch_scoring(client, champions, tables, batch_scores, batc
 
 def test_reasons_per_request_and_threadpool(use_store, champions, prospects_db):
     """`?top_reasons=` overrides the setting (0: none); with `inline_max=0` every request goes to the threadpool."""
-    app = create_app(_settings(prospects_db, inline_max=0), loader=lambda: champions)
-    with TestClient(app) as c:
+    with api_client(_settings(prospects_db, inline_max=0), champions) as c:
         full = c.post("/v1/leads/score", json=LEAD, headers=READ).json()
         none = c.post("/v1/leads/score", params={"top_reasons": 0}, json=LEAD, headers=READ).json()
         one = c.post("/v1/customers/score", params={"top_reasons": 1}, json=CUSTOMER, headers=READ).json()

@@ -8,11 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from serving import scorer
-from serving.api import create_app
+from serving import runtime
 from serving.settings import Settings
+from tests.servers import api_client
 
 READ = {"X-API-Key": "r-key"}
 JUDGE = Path(__file__).resolve().parents[2] / "shared" / "tools" / "judge_budget.py"
@@ -25,9 +24,9 @@ def client(trained_store, sim_dir):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", trained_store["uri"])
         mlflow.set_tracking_uri(trained_store["uri"])
-        models = scorer.load_model_set()
+        models = runtime.load_model_set()
     settings = Settings(api_keys="r-key:read", data_dir=sim_dir, prospects_db=trained_store["dir"] / "p.db")
-    with TestClient(create_app(settings, loader=lambda: models)) as c:
+    with api_client(settings, models) as c:
         yield c
 
 
@@ -65,9 +64,9 @@ def test_budget_route_rejects_unknown_fields_and_bad_values(client):
 
 
 def test_channel_routes_need_a_key_and_a_configured_export(trained_store):
-    models = scorer.ModelSet({}, {"crm_clv": "not loaded"})
+    models = runtime.ModelSet({}, {"crm_clv": "not loaded"})
     settings = Settings(api_keys="r-key:read", prospects_db=trained_store["dir"] / "p.db")
-    with TestClient(create_app(settings, loader=lambda: models)) as c:
+    with api_client(settings, models) as c:
         assert c.get("/v1/channels/performance").status_code == 401
         missing = c.get("/v1/channels/performance", headers=READ)
         assert missing.status_code == 404 and "CRM_SCORING_DATA_DIR" in missing.json()["detail"]

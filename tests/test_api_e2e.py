@@ -2,66 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.servers import uvicorn_server
 from tests.test_api import CUSTOMER, LEAD
 
 pytestmark = pytest.mark.slow
 READ, ADMIN = {"X-API-Key": "e2e-read"}, {"X-API-Key": "e2e-admin"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(trained_store, tmp_path_factory):
-    """`serving.api.serve` in a subprocess; yields its base URL once /ready answers 200."""
-    port = _free_port()
-    logs = tmp_path_factory.mktemp("e2e") / "server.log"
+    """`serving.api.serve` in a subprocess on the session's registry; yields its base URL once /ready answers 200."""
+    logs = tmp_path_factory.mktemp("e2e")
     env = {
-        **os.environ,
         "MLFLOW_TRACKING_URI": trained_store["uri"],
         "CRM_SCORING_MODELS_DIR": str(trained_store["dir"]),
         "CRM_SCORING_API_KEYS": "e2e-read:read,e2e-admin:admin",
-        "CRM_SCORING_PROSPECTS_DB": str(logs.parent / "prospects.db"),
+        "CRM_SCORING_PROSPECTS_DB": str(logs / "prospects.db"),
     }
-    code = f"from serving.api import serve; serve('127.0.0.1', {port}, log_level='warning')"
-    with logs.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1]
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, f"server exited: {logs.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"server not ready: {logs.read_text()[-3000:]}"
-            time.sleep(0.25)
+    with uvicorn_server(env, logs / "server.log") as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_routes(server):
@@ -80,6 +44,8 @@ def test_routes(server):
         assert c.post("/v1/models/reload", headers=READ).status_code == 403
         assert c.get("/v1/prospects", headers=READ).status_code == 404  # no `crm-score score` run yet
         assert c.post("/v1/leads/score", json={**LEAD, "employees": "many"}, headers=READ).status_code == 422
+        unknown_stage = {**LEAD, "funnel_events": [{"timestamp": "2024-11-02T09:15:00", "stage": "Qualified"}]}
+        assert "'Qualified'" in c.post("/v1/leads/score", json=unknown_stage, headers=READ).text
         assert "crm_requests_total" in c.get("/metrics").text
 
 

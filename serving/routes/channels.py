@@ -1,0 +1,61 @@
+"""Channel routes: performance per channel and budget advice, from the configured CRM export.
+
+Both fit or aggregate over the whole export (seconds on the first call), so they run in the threadpool.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import Body
+from starlette.concurrency import run_in_threadpool
+
+from serving.auth import ReadScope
+from serving.channels import ChannelDataMissing
+from serving.deps import AdvisorDep, ModelsDep
+from serving.routes.responses import FastJSONResponse, invalid, new_router, problem
+from serving.schemas import ChannelBudgetRequest
+
+router = new_router(tags=["channels"])
+NO_EXPORT = {404: {"description": "No CRM export configured (CRM_SCORING_DATA_DIR)"}}
+
+
+@router.get(
+    "/v1/channels/performance",
+    summary="Spend, leads, conversions, CAC, value and ROI per channel",
+    responses=NO_EXPORT,
+)
+async def channel_performance(
+    _: ReadScope,
+    models: ModelsDep,
+    advisor: AdvisorDep,
+    method: Literal["markov", "first_touch", "last_touch", "linear", "time_decay"] = "markov",
+):
+    """Channel figures with conversions and value credited by `method` (data-driven Markov by default)."""
+    try:
+        rows = await run_in_threadpool(advisor.performance, models.bundles.get("clv"), method)
+    except ChannelDataMissing as exc:
+        return problem(404, str(exc))
+    return FastJSONResponse({"as_of": str(advisor.as_of), "method": method, "channels": rows})
+
+
+@router.post(
+    "/v1/channels/budget",
+    summary="Recommended channel budget shifts under constraints",
+    responses=NO_EXPORT,
+)
+async def channel_budget(
+    body: Annotated[ChannelBudgetRequest, Body()], _: ReadScope, models: ModelsDep, advisor: AdvisorDep
+):
+    """Per channel: current and recommended spend, change, marginal ROI, value change with an 80% interval."""
+    options = body.model_dump()
+    current = options.pop("current_spend")
+    options["locked"] = tuple(options["locked"])
+    clv = models.bundles.get("clv")
+    try:
+        advice = await run_in_threadpool(lambda: advisor.budget(clv, current, **options))
+    except ChannelDataMissing as exc:
+        return problem(404, str(exc))
+    except ValueError as exc:
+        raise invalid(("body",), str(exc)) from None
+    return FastJSONResponse(advice)

@@ -1,0 +1,70 @@
+"""How the routes read and write JSON (orjson both ways) and say what is wrong with a request.
+
+Every router is built with `new_router`, so that its routes parse bodies with orjson; errors are
+`{"detail": ...}` bodies, and a request the settings or the models reject is a `RequestValidationError`,
+answered 422 like a schema error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    if hasattr(obj, "item"):
+        return obj.item()
+    return str(obj)
+
+
+class FastJSONResponse(JSONResponse):
+    """JSON through orjson (numpy values, NaN as null, datetimes as ISO 8601)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, default=_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+
+
+class _OrjsonRequest(Request):
+    """A request whose JSON body orjson parses (several times faster than `json` on a batch of leads).
+
+    orjson's JSONDecodeError is a `json.JSONDecodeError`, so a malformed body still answers 422.
+    """
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = orjson.loads(await self.body())
+        return self._json
+
+
+class OrjsonRoute(APIRoute):
+    """A route that hands its handler an `_OrjsonRequest`."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def parse_with_orjson(request: Request) -> Response:
+            return await handler(_OrjsonRequest(request.scope, request.receive))
+
+        return parse_with_orjson
+
+
+def new_router(**kwargs: Any) -> APIRouter:
+    """An `APIRouter` whose routes parse JSON with orjson."""
+    return APIRouter(route_class=OrjsonRoute, **kwargs)
+
+
+def problem(status: int, detail: Any, **extra: Any) -> FastJSONResponse:
+    """An error response: `{"detail": ..., **extra}` with `status`."""
+    return FastJSONResponse({"detail": detail, **extra}, status_code=status)
+
+
+def invalid(loc: tuple, msg: str, kind: str = "value_error") -> RequestValidationError:
+    """A 422 for one field at `loc` (as pydantic names it: `("query", "limit")`), with a message."""
+    return RequestValidationError([{"type": kind, "loc": loc, "msg": msg}])

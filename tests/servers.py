@@ -1,0 +1,82 @@
+"""The one way tests run servers: the API in process (`api_client`, FastAPI's TestClient) or as a real uvicorn
+process on 127.0.0.1 (`uvicorn_server`), both once the app has loaded its models; any other server (an MLflow
+tracking server, `mlflow models serve`) with `running`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from fastapi.testclient import TestClient
+
+from serving.api import create_app
+from serving.runtime import ModelSet
+from serving.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def api_client(settings: Settings, models: ModelSet | None = None, loader=None) -> Iterator[TestClient]:
+    """A TestClient of `create_app(settings)` serving `models`, or what `loader` loads (default: the registry's
+    champions)."""
+    if models is not None:
+        loader = lambda: models  # noqa: E731
+    app = create_app(settings) if loader is None else create_app(settings, loader=loader)
+    with TestClient(app) as client:
+        yield client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def uvicorn_server(env: dict[str, str], log: Path, timeout: float = 180) -> Iterator[str]:
+    """`serving.api.serve` in a subprocess with `env` added to the environment; yields its base URL once
+    `/ready` answers 200, and stops it afterwards. The server's output goes to `log`."""
+    port = free_port()
+    code = f"from serving.api import serve; serve('127.0.0.1', {port}, log_level='warning')"
+    base = f"http://127.0.0.1:{port}"
+    with running([sys.executable, "-c", code], f"{base}/ready", {**os.environ, **env}, log, timeout):
+        yield base
+
+
+@contextmanager
+def running(cmd: list[str], ready_url: str, env: dict[str, str], log: Path, timeout: float = 180) -> Iterator[None]:
+    """Run `cmd` (a server) from the checkout with `env`, its output in `log`, until `ready_url` answers 200;
+    stop it on exit (terminate, then kill after 20 s)."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        _wait_ready(proc, ready_url, log, timeout)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, f"server exited: {log.read_text()[-3000:]}"
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"server not ready: {log.read_text()[-3000:]}"
+        time.sleep(0.25)
