@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crmdata.funnel import DEFAULT_FUNNEL
 from serving.store import ProspectQuery, encode_cursor, page_sql, query_prospects, write_prospects
 
 CHANNELS = ("search", "social", "email", "event", "referral", "website")
-STAGES = ("lead", "mql", "sql", "opportunity", "negotiation")
+STAGES = DEFAULT_FUNNEL.open_stages
 INDUSTRIES = ("software", "retail", "finance", "health", "manufacturing", "education", "media", "logistics")
 REGIONS = ("north", "south", "east", "west")
 
@@ -117,7 +118,10 @@ def run(args: argparse.Namespace, db: Path) -> None:
         ("first page, 1,000 rows", ProspectQuery(limit=1000)),
         ("tier=A", ProspectQuery(tier="A", limit=50)),
         ("channel=event & stalled", ProspectQuery(source_channel="event", stalled=True, limit=50)),
-        ("region & industry & stage", ProspectQuery(region="west", industry="media", current_stage="sql", limit=50)),
+        (
+            "region & industry & stage",
+            ProspectQuery(region="west", industry="media", current_stage=STAGES[2], limit=50),
+        ),
         ("min_score=60 (few rows)", ProspectQuery(min_score=60, limit=50)),
         ("min_score=10 (many rows)", ProspectQuery(min_score=10, limit=50)),
     ]

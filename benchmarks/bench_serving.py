@@ -33,11 +33,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from crmdata.funnel import DEFAULT_FUNNEL
+
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-key"
 CHANNELS = ("email", "search", "social", "event", "website", "referral", "phone")
 INTERACTIONS = ("email_open", "ad_click", "visit", "call", "meeting", "webinar")
-STAGES = ("lead", "mql", "sql", "opportunity", "negotiation", "lead")
+STAGES = (*DEFAULT_FUNNEL.open_stages, DEFAULT_FUNNEL.stages[0])  # through the open funnel, then back to its start
 
 
 def make_leads(n: int, seed: int = 0) -> list[dict]:
