@@ -56,7 +56,7 @@ def simulate_to(directory: Path, scenario: str, seed: int, customers: int) -> st
 def advise(directory: Path, as_of: str, max_shift: float) -> dict:
     """Budget advice from the export as the contract reads it before as_of."""
     from crmdata.contract import load_tables
-    from marketing.budget import budget_advice
+    from marketing.advice import budget_advice
 
     tables = load_tables(directory, as_of=as_of)
     return budget_advice(tables, pd.Timestamp(as_of), max_shift=max_shift)
@@ -107,7 +107,7 @@ def print_row(row: dict, verbose: bool) -> None:
         flush=True,
     )
     if verbose:
-        from marketing.budget import format_advice
+        from marketing.advice import format_advice
 
         print(format_advice(row["advice"]), row["text"], sep="\n")
 

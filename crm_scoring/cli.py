@@ -354,7 +354,7 @@ def budget(
     import json
 
     from crm_scoring import pipelines
-    from marketing.budget import format_advice
+    from marketing.advice import format_advice
 
     bundles, _, funnel = _champions(["clv"], required=False, quiet=True)
     if config:

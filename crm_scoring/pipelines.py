@@ -77,7 +77,7 @@ def log_channels(outcome, tables: dict) -> None:
     """Log channel performance and budget advice (with a spend chart) to the active run, when spend exists."""
     import mlflow
 
-    from marketing.budget import log_channel_report
+    from marketing.advice import log_channel_report
     from training.scoring import model_lead_values
 
     if tables.get("channel_spend") is None or tables["channel_spend"].empty:
@@ -110,7 +110,7 @@ def evaluate(export: Export, cutoff: pd.Timestamp, bundles: dict, data: Path) ->
 
 def budget(export: Export, clv_bundle, realised: bool = False, **constraints) -> dict:
     """Channel budget advice; leads valued by the CLV model unless `realised` (or there is none)."""
-    from marketing.budget import budget_advice
+    from marketing.advice import budget_advice
     from training.scoring import model_lead_values
 
     values = None if realised else model_lead_values(export.tables, export.cutoff, clv_bundle)

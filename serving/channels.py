@@ -62,7 +62,8 @@ class ChannelAdvisor:
 
     def budget(self, clv: ModelBundle | None, current_spend: dict[str, float] | None = None, **constraints) -> dict:
         """Recommended spend per channel under the constraints; `current_spend` overrides the observed level."""
-        from marketing.budget import fit_response_curves, recommend_budget
+        from marketing.advice import recommend_budget
+        from marketing.response_curves import fit_response_curves
 
         key = str(clv.metadata.version) if clv is not None else "realised"
         tables, as_of = self.tables()
