@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from crmdata.populations import buyers, open_leads
+from tests.factories import funnel_frame, orders_frame
 from training.labels import (
     make_churn_labels,
     make_clv_labels,
@@ -34,9 +35,7 @@ def funnel() -> pd.DataFrame:
         ("g", "2024-06-01", "lead"),  # created at T: not yet a lead
     ]
     # fmt: on
-    return pd.DataFrame(rows, columns=["customer_id", "timestamp", "stage"]).assign(
-        timestamp=lambda d: pd.to_datetime(d.timestamp, format="ISO8601")
-    )
+    return funnel_frame(rows)
 
 
 @pytest.fixture
@@ -51,9 +50,7 @@ def orders() -> pd.DataFrame:
         ("e", "o7", "2024-06-15", 20.0),  # a first order of an open lead counts as conversion
         ("j", "o8", "2024-06-01", 10.0),  # exactly at T: after the cutoff, so j is no buyer yet
     ]
-    return pd.DataFrame(rows, columns=["customer_id", "order_id", "timestamp", "amount"]).assign(
-        timestamp=lambda d: pd.to_datetime(d.timestamp, format="ISO8601")
-    )
+    return orders_frame(rows)
 
 
 def test_open_leads_are_those_neither_won_nor_lost_before_the_cutoff(funnel, orders):

@@ -14,7 +14,7 @@ from serving.settings import Settings
 from tests.servers import api_client
 
 READ = {"X-API-Key": "r-key"}
-JUDGE = Path(__file__).resolve().parents[2] / "shared" / "tools" / "judge_budget.py"
+JUDGE = Path(__file__).resolve().parents[4] / "shared" / "tools" / "judge_budget.py"
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -14,39 +12,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import AS_OF
+from tests.servers import free_port, running
 from training.config import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MLFLOW = str(Path(sys.executable).parent / "mlflow")
 VENV_PATH = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"  # the tools spawn uvicorn and crm-score
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_up(url: str, proc: subprocess.Popen, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url}: server exited with {proc.returncode}: {proc.stdout.read()[-6000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not come up within {seconds}s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def test_training_against_a_real_mlflow_server(tables, sim_dir, tmp_path, monkeypatch):
@@ -55,37 +27,29 @@ def test_training_against_a_real_mlflow_server(tables, sim_dir, tmp_path, monkey
     from training.train import run_training
 
     port = free_port()
-    server = subprocess.Popen(
-        [
-            MLFLOW,
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        uri = f"http://127.0.0.1:{port}"
-        wait_until_up(f"{uri}/health", server)
+    uri = f"http://127.0.0.1:{port}"
+    command = [
+        MLFLOW,
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with running(command, f"{uri}/health", dict(os.environ), tmp_path / "server.log"):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         summary = run_training(tables, AS_OF, TrainConfig(snapshots=3), kinds=("churn",), data_dir=str(sim_dir))
         assert summary.decisions["churn"]["promoted"]
         champion = MlflowClient(uri).get_model_version_by_alias("crm_churn", "champion")
         assert str(champion.version) == summary.decisions["churn"]["version"]
         assert (tmp_path / "artifacts").exists() and any((tmp_path / "artifacts").rglob("bundle/manifest.json"))
-    finally:
-        stop(server)
 
 
-def test_champion_scores_under_mlflow_models_serve(use_store, tables):
+def test_champion_scores_under_mlflow_models_serve(use_store, tables, tmp_path):
     from training.features import build_features
     from training.registry import load_bundle
 
@@ -93,27 +57,20 @@ def test_champion_scores_under_mlflow_models_serve(use_store, tables):
     features = build_features(tables, AS_OF, bundle.spec).head(25)
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": use_store["uri"], "PATH": VENV_PATH}
-    server = subprocess.Popen(
-        [
-            MLFLOW,
-            "models",
-            "serve",
-            "-m",
-            "models:/crm_churn@champion",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    try:
-        wait_until_up(f"http://127.0.0.1:{port}/ping", server)
+    command = [
+        MLFLOW,
+        "models",
+        "serve",
+        "-m",
+        "models:/crm_churn@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    with running(command, f"http://127.0.0.1:{port}/ping", env, tmp_path / "serve.log"):
         payload = {
             "dataframe_split": features.reset_index(drop=True)
             .astype(object)
@@ -125,8 +82,6 @@ def test_champion_scores_under_mlflow_models_serve(use_store, tables):
         assert response.status_code == 200, response.text[:2000]
         got = [row["churn_probability"] for row in response.json()["predictions"]]
         np.testing.assert_allclose(got, bundle.predict(features), rtol=1e-9)
-    finally:
-        stop(server)
 
 
 def test_mlflow_run_train_entry_point(sim_dir, tmp_path):

@@ -8,12 +8,9 @@ import pytest
 
 from marketing.attribution import NO_TOUCH, attribute, compare_attribution, markov_removal_effects, touch_paths
 from marketing.channels import channel_performance, leads_per_period, spend_periods
+from tests.factories import ts
 
 AS_OF = pd.Timestamp("2024-02-01")
-
-
-def ts(*values: str) -> pd.Series:
-    return pd.Series(pd.to_datetime(list(values)))
 
 
 @pytest.fixture

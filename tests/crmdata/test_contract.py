@@ -16,13 +16,9 @@ from crmdata.rules import ContractError, Problem
 from crmdata.schema import TABLES, TIME_COLUMN
 from crmdata.validation import format_summary, validate_dir
 from crmdata.writing import write_table
+from tests.factories import ts
 
 FORMATS = ["parquet", "csv"]
-
-
-def ts(*values: str) -> pd.Series:
-    """Naive UTC timestamps in the contract's dtype."""
-    return pd.Series(pd.to_datetime(list(values), format="ISO8601"), dtype="datetime64[ns]")
 
 
 def valid_tables() -> dict[str, pd.DataFrame]:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.servers import uvicorn_server
-from tests.test_api import CUSTOMER, LEAD
+from tests.serving.conftest import CUSTOMER, LEAD
 
 pytestmark = pytest.mark.slow
 READ, ADMIN = {"X-API-Key": "e2e-read"}, {"X-API-Key": "e2e-admin"}

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from crm_scoring.cli import app
 from crmdata.funnel import DEFAULT_FUNNEL
 from simulator.simulate import SimConfig, simulate, write_simulation
-from tests.live_server import live_api
+from tests.servers import uvicorn_server
 
 pytestmark = pytest.mark.slow
 
@@ -149,7 +149,7 @@ def test_budget_takes_the_funnel_from_the_champions(export, store):
 def test_api_scores_custom_stages_and_names_them_when_rejecting_others(store, tmp_path):
     env = {**store["env"], "CRM_SCORING_API_KEYS": "funnel-read:read"}
     env["CRM_SCORING_PROSPECTS_DB"] = str(tmp_path / "prospects.db")
-    with live_api(env, tmp_path / "server.log") as base, httpx.Client(base_url=base, timeout=30) as client:
+    with uvicorn_server(env, tmp_path / "server.log") as base, httpx.Client(base_url=base, timeout=30) as client:
         custom = client.post("/v1/leads/score", json=_lead("Prospect", "Marketing Qualified"), headers=READ)
         assert custom.status_code == 200, custom.text
         assert 0 <= custom.json()["conversion_probability"] <= 1

@@ -1,12 +1,10 @@
-"""In-process API tests (FastAPI TestClient) against the session's trained registry."""
+"""Scoring leads and customers in process (FastAPI TestClient) against the session's trained registry: answers,
+funnel stages, validation and limits, parity with batch scoring, and schema-driven fuzzing."""
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
-import sqlite3
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,105 +12,13 @@ import pandas as pd
 import pytest
 
 from crmdata.funnel import DEFAULT_FUNNEL, Funnel
-from serving import runtime, scorer, store
-from serving.settings import Settings
-from serving.store import write_prospects
+from serving import runtime, scorer
+from tests.conftest import AS_OF
 from tests.servers import api_client
+from tests.serving.conftest import ADMIN, CUSTOMER, LEAD, READ, api_settings
 from training.features import build_features
 from training.metadata import ModelMetadata
 from training.registry import load_champions
-from training.scoring import score_customers
-
-AS_OF = pd.Timestamp("2024-12-31")
-READ, ADMIN = {"X-API-Key": "r-key"}, {"Authorization": "Bearer a-key"}
-
-LEAD = {
-    "customer_id": "L-1",
-    "created_at": "2024-11-02T09:15:00Z",
-    "source_channel": "search",
-    "industry": "software",
-    "region": "west",
-    "employees": 40,
-    "touchpoints": [
-        {"timestamp": "2024-11-02T09:15:00Z", "channel": "search", "interaction": "ad_click", "cost": 1.2},
-        {"timestamp": "2024-11-20T14:00:00Z", "channel": "email", "interaction": "email_open"},
-    ],
-    "funnel_events": [
-        {"timestamp": "2024-11-02T09:15:00Z", "stage": "lead"},
-        {"timestamp": "2024-11-25T10:00:00Z", "stage": "mql"},
-    ],
-    "as_of": "2024-12-31T00:00:00",
-}
-CUSTOMER = {
-    "customer_id": "C-1",
-    "created_at": "2023-03-01T00:00:00",
-    "orders": [
-        {"timestamp": "2024-02-10T12:00:00", "amount": 120.0, "channel": "online", "product_category": "software"},
-        {"timestamp": "2024-09-18T12:00:00", "amount": 80.5, "channel": "phone"},
-    ],
-    "as_of": "2024-12-31T00:00:00",
-}
-
-
-@pytest.fixture(scope="module")
-def champions(trained_store):
-    """The champion set, loaded once for the module."""
-    import mlflow
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", trained_store["uri"])
-        mp.setenv("CRM_SCORING_MODELS_DIR", str(trained_store["dir"]))
-        mlflow.set_tracking_uri(trained_store["uri"])
-        models = runtime.load_model_set()
-    assert models.ready, models.missing
-    return models
-
-
-@pytest.fixture(scope="module")
-def batch_scores(champions, tables):
-    return score_customers(tables, AS_OF, champions.bundles)
-
-
-@pytest.fixture(scope="module")
-def prospects_db(batch_scores, tmp_path_factory):
-    return write_prospects(batch_scores, tmp_path_factory.mktemp("prospects") / "prospects.db")
-
-
-def _settings(db, **kw) -> Settings:
-    return Settings(api_keys="r-key:read,a-key:admin", prospects_db=db, **kw)
-
-
-@pytest.fixture
-def client(use_store, champions, prospects_db):
-    with api_client(_settings(prospects_db), champions) as c:
-        yield c
-
-
-# --------------------------------------------------------------------------------------------- ops routes
-
-
-def test_health_ready_metrics(client):
-    assert client.get("/health").json() == {"status": "ok"}
-    ready = client.get("/ready")
-    assert ready.status_code == 200 and ready.json()["ready"] is True
-    client.post("/v1/leads/score", json=LEAD, headers=READ)
-    text = client.get("/metrics").text
-    assert 'crm_requests_total{method="POST",route="/v1/leads/score",status="200"}' in text
-    assert "crm_request_seconds_bucket" in text
-    assert 'crm_model_version{model="crm_conversion"}' in text
-    assert 'crm_score_probability_count{model="crm_conversion"}' in text
-
-
-def test_not_ready_with_reason(use_store, prospects_db):
-    broken = runtime.ModelSet({}, {"crm_conversion": "MlflowException: no alias champion"})
-    with api_client(_settings(prospects_db), broken) as c:
-        ready = c.get("/ready")
-        assert ready.status_code == 503
-        assert "no alias champion" in ready.json()["missing"]["crm_conversion"]
-        assert c.get("/health").status_code == 200
-        scored = c.post("/v1/leads/score", json=LEAD, headers=READ)
-        assert scored.status_code == 503 and "crm_conversion" in scored.json()["detail"]
-
 
 # --------------------------------------------------------------------------------------------- scoring
 
@@ -229,7 +135,7 @@ def test_stages_are_checked_against_the_models_loaded_now(use_store, champions, 
     """After a reload with champions of another funnel, the stages of that funnel are the allowed ones."""
     other = Funnel.of(["prospect", "deal", "signed"], lost="dropped")
     sets = iter([champions, runtime.ModelSet({k: _Stub(other) for k in ("conversion", "churn", "clv")})])
-    with api_client(_settings(prospects_db), loader=lambda: next(sets)) as c:
+    with api_client(api_settings(prospects_db), loader=lambda: next(sets)) as c:
         assert c.post("/v1/leads/score", json=_with_stages(LEAD, "lead"), headers=READ).status_code == 200
         assert c.post("/v1/models/reload", headers=ADMIN).status_code == 200
         r = c.post("/v1/leads/score", json=_with_stages(LEAD, "lead", "deal"), headers=READ)
@@ -249,35 +155,6 @@ def test_score_customer(client, champions):
     assert body["model_versions"] == {k: champions.versions()[k] for k in ("churn", "clv")}
     batch = client.post("/v1/customers/score", json={"customers": [CUSTOMER, LEAD]}, headers=READ).json()
     assert batch["scores"][1]["churn_probability"] is None  # no order before as_of: churn does not apply
-
-
-# --------------------------------------------------------------------------------------------- auth
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "headers", "status"),
-    [
-        ("post", "/v1/leads/score", {}, 401),
-        ("post", "/v1/leads/score", {"X-API-Key": "nope"}, 401),
-        ("post", "/v1/leads/score", {"Authorization": "Bearer nope"}, 401),
-        ("get", "/v1/models", {}, 401),
-        ("post", "/v1/models/reload", READ, 403),
-        ("get", "/v1/models", ADMIN, 200),
-    ],
-    ids=["no-key", "wrong-key", "wrong-bearer", "models-no-key", "read-key-on-admin", "admin-implies-read"],
-)
-def test_auth(client, method, path, headers, status):
-    r = getattr(client, method)(path, headers=headers, **({"json": LEAD} if method == "post" else {}))
-    assert r.status_code == status
-    if status != 200:
-        assert r.json()["detail"]
-
-
-def test_auth_disabled_explicitly(use_store, champions, prospects_db, caplog):
-    settings = Settings(auth_disabled=True, prospects_db=prospects_db)
-    with api_client(settings, champions) as c:
-        assert c.post("/v1/leads/score", json=LEAD).status_code == 200
-    assert "DISABLED" in caplog.text
 
 
 # --------------------------------------------------------------------------------------------- validation
@@ -325,20 +202,20 @@ def test_batch_over_limit(client):
 
 def test_batch_limit_is_the_setting(use_store, champions, prospects_db):
     """`max_batch` is the one batch limit, whether tighter or looser than the default, and the schema states it."""
-    with api_client(_settings(prospects_db, max_batch=3), champions) as c:
+    with api_client(api_settings(prospects_db, max_batch=3), champions) as c:
         r = c.post("/v1/customers/score", json={"customers": [CUSTOMER] * 4}, headers=READ)
         schema = c.get("/openapi.json").json()["components"]["schemas"]
     assert r.status_code == 422 and r.json()["detail"][0]["msg"] == "at most 3 per request"
     assert schema["CustomerBatch"]["properties"]["customers"]["maxItems"] == 3
     assert schema["Lead"]["properties"]["touchpoints"]["maxItems"] == 2000
-    with api_client(_settings(prospects_db, max_batch=1100), champions) as c:
+    with api_client(api_settings(prospects_db, max_batch=1100), champions) as c:
         body = {"leads": [{"region": "w"}] * 1001}
         many = c.post("/v1/leads/score", params={"top_reasons": 0}, json=body, headers=READ)
     assert many.status_code == 200 and len(many.json()["scores"]) == 1001
 
 
 def test_history_over_setting(use_store, champions, prospects_db):
-    with api_client(_settings(prospects_db, max_history_events=1), champions) as c:
+    with api_client(api_settings(prospects_db, max_history_events=1), champions) as c:
         r = c.post("/v1/leads/score", json=LEAD, headers=READ)
         batch = c.post("/v1/leads/score", json={"leads": [CUSTOMER, LEAD]}, headers=READ)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "touchpoints"]
@@ -351,7 +228,7 @@ def test_history_over_setting(use_store, champions, prospects_db):
 
 
 def test_body_too_large(use_store, champions, prospects_db):
-    with api_client(_settings(prospects_db, max_body_bytes=2048), champions) as c:
+    with api_client(api_settings(prospects_db, max_body_bytes=2048), champions) as c:
         big = {"leads": [LEAD] * 20}
         assert c.post("/v1/leads/score", json=big, headers=READ).status_code == 413
         assert c.post("/v1/leads/score", json=LEAD, headers=READ).status_code == 200
@@ -360,147 +237,6 @@ def test_body_too_large(use_store, champions, prospects_db):
 def test_malformed_json(client):
     r = client.post("/v1/leads/score", content=b"{not json", headers={**READ, "content-type": "application/json"})
     assert r.status_code == 422
-
-
-# --------------------------------------------------------------------------------------------- models
-
-
-def test_models_lists_champions(client, champions):
-    body = client.get("/v1/models", headers=READ).json()
-    assert body["ready"] is True
-    assert {m["name"] for m in body["models"]} == {"crm_conversion", "crm_churn", "crm_clv"}
-    conv = next(m for m in body["models"] if m["kind"] == "conversion")
-    assert conv["alias"] == "champion" and conv["holdout_metrics"]
-    assert conv["version"] == champions.versions()["conversion"]
-
-
-def test_reload_swaps_and_failed_reload_keeps_old(use_store, prospects_db, monkeypatch, tmp_path):
-    with api_client(_settings(prospects_db)) as c:  # the real registry loader
-        assert c.get("/ready").status_code == 200
-        before = c.get("/v1/models", headers=READ).json()["models"]
-        ok = c.post("/v1/models/reload", headers=ADMIN)
-        assert ok.status_code == 200 and ok.json()["reloaded"] is True
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty.db'}")
-        failed = c.post("/v1/models/reload", headers=ADMIN)
-        assert failed.status_code == 409
-        assert failed.json()["errors"]["crm_conversion"]
-        assert c.get("/v1/models", headers=READ).json()["models"] == before
-        assert c.post("/v1/leads/score", json=LEAD, headers=READ).status_code == 200
-        assert c.get("/ready").status_code == 200
-
-
-# --------------------------------------------------------------------------------------------- prospects
-
-
-def _all_pages(client, **params):
-    items, cursor = [], None
-    while True:
-        page = client.get("/v1/prospects", params={**params, **({"cursor": cursor} if cursor else {})}, headers=READ)
-        assert page.status_code == 200, page.text
-        body = page.json()
-        items += body["items"]
-        cursor = body["next_cursor"]
-        if not cursor:
-            return items
-
-
-def test_prospects_order_and_pagination(client, batch_scores):
-    leads = batch_scores[batch_scores["conversion_probability"].notna()]
-    items = _all_pages(client, limit=97)
-    assert len(items) == len(leads)
-    assert len({i["customer_id"] for i in items}) == len(items)
-    keys = [(-i["expected_value"], i["customer_id"]) for i in items]
-    assert keys == sorted(keys)
-    by_p = _all_pages(client, order="probability", limit=500)
-    probs = [i["conversion_probability"] for i in by_p]
-    assert probs == sorted(probs, reverse=True)
-    assert isinstance(items[0]["top_reasons"], dict)
-
-
-def test_prospects_filters(client, batch_scores):
-    leads = batch_scores[batch_scores["conversion_probability"].notna()]
-    channel, stage = leads["source_channel"].mode()[0], leads["current_stage"].mode()[0]
-    items = _all_pages(client, tier="A", source_channel=channel, limit=1000)
-    expect = leads[(leads["conversion_tier"] == "A") & (leads["source_channel"] == channel)]
-    assert sorted(i["customer_id"] for i in items) == sorted(expect["customer_id"])
-    items = _all_pages(client, min_score=30, current_stage=stage, limit=1000)
-    expect = leads[(leads["conversion_score"] >= 30) & (leads["current_stage"] == stage)]
-    assert sorted(i["customer_id"] for i in items) == sorted(expect["customer_id"])
-    stalled = _all_pages(client, stalled=True, limit=1000)
-    assert len(stalled) == int((leads["stall_ratio"] >= 2).sum()) and all(i["stall_ratio"] >= 2 for i in stalled)
-    region, industry = leads["region"].mode()[0], leads["industry"].mode()[0]
-    items = _all_pages(client, region=region, industry=industry, stalled=False, limit=1000)
-    expect = leads[(leads["region"] == region) & (leads["industry"] == industry) & ~(leads["stall_ratio"] >= 2)]
-    assert len(items) == len(expect)
-
-
-def test_prospects_csv_and_errors(client):
-    r = client.get("/v1/prospects", params={"format": "csv", "limit": 10}, headers=READ)
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(r.text)))
-    assert len(rows) == 10 and "conversion_probability" in rows[0] and r.headers["x-next-cursor"]
-    bad = client.get("/v1/prospects", params={"cursor": "garbage"}, headers=READ)
-    assert bad.status_code == 422 and "cursor" in bad.text
-    other = client.get("/v1/prospects", params={"limit": 1}, headers=READ).json()["next_cursor"]
-    mixed = client.get("/v1/prospects", params={"cursor": other, "order": "probability"}, headers=READ)
-    assert mixed.status_code == 422
-    assert client.get("/v1/prospects", params={"tier": "Z"}, headers=READ).status_code == 422
-
-
-@pytest.mark.parametrize(
-    "query",
-    [
-        {},
-        {"order": "probability"},
-        {"tier": "A"},
-        {"source_channel": "event", "stalled": True},
-        {"current_stage": "sql"},
-        {"region": "west", "industry": "software"},
-        {"stalled": False, "order": "probability"},
-    ],
-    ids=["first", "by-probability", "tier", "channel-stalled", "stage", "region-industry", "not-stalled"],
-)
-def test_prospect_pages_read_an_index_in_order(prospects_db, query):
-    """Every page shape walks a ranking index in order (no full scan, no sort), first pages and deep ones alike."""
-    con = sqlite3.connect(prospects_db)
-    try:
-        first = store.ProspectQuery(**query, limit=20)
-        page = store.query_prospects(prospects_db, first)
-        assert page["next_cursor"]
-        for q in (first, store.ProspectQuery(**query, limit=20, cursor=page["next_cursor"])):
-            sql, args = store.page_sql(con, q)
-            steps = [row[-1] for row in con.execute("EXPLAIN QUERY PLAN " + sql, args)]
-            assert len(steps) == 1 and "USING INDEX ix_" in steps[0], steps
-            assert "TEMP B-TREE" not in steps[0], steps
-            filters = [{"tier": "conversion_tier"}.get(k, k) for k in query if k != "order"]
-            if filters:  # an equality on a filter column leads the index: only matching rows are read
-                assert steps[0].startswith("SEARCH") and any(f"({c}=?" in steps[0] for c in filters), steps
-            if q.cursor:  # and the cursor starts a range of the ranking key within it
-                assert "_key<?" in steps[0], steps
-    finally:
-        con.close()
-
-
-def test_few_high_scores_page_through_the_covering_score_index(prospects_db, batch_scores):
-    """`min_score` reached by few leads: candidates are ranked inside the score index, the page read by id."""
-    leads = batch_scores[batch_scores["conversion_probability"].notna()]
-    score = int(leads["conversion_score"].quantile(0.9))
-    con = sqlite3.connect(prospects_db)
-    try:
-        sql, args = store.page_sql(con, store.ProspectQuery(min_score=score, limit=10))
-        steps = " | ".join(row[-1] for row in con.execute("EXPLAIN QUERY PLAN " + sql, args))
-    finally:
-        con.close()
-    assert "COVERING INDEX ix_min_score" in steps and "(customer_id=?)" in steps, steps
-    items = store.query_prospects(prospects_db, store.ProspectQuery(min_score=score, limit=1000))["items"]
-    expect = leads[leads["conversion_score"] >= score].sort_values(["expected_value", "customer_id"], ascending=[0, 1])
-    assert [i["customer_id"] for i in items] == list(expect["customer_id"])[:1000]
-
-
-def test_prospects_missing_store(use_store, champions, tmp_path):
-    with api_client(_settings(tmp_path / "none.db"), champions) as c:
-        r = c.get("/v1/prospects", headers=READ)
-    assert r.status_code == 404 and "crm-score score" in r.json()["detail"]
 
 
 # --------------------------------------------------------------------------------------------- parity
@@ -622,7 +358,7 @@ def test_parity_with_batch_scoring(client, champions, tables, batch_scores, batc
 
 def test_reasons_per_request_and_threadpool(use_store, champions, prospects_db):
     """`?top_reasons=` overrides the setting (0: none); with `inline_max=0` every request goes to the threadpool."""
-    with api_client(_settings(prospects_db, inline_max=0), champions) as c:
+    with api_client(api_settings(prospects_db, inline_max=0), champions) as c:
         full = c.post("/v1/leads/score", json=LEAD, headers=READ).json()
         none = c.post("/v1/leads/score", params={"top_reasons": 0}, json=LEAD, headers=READ).json()
         one = c.post("/v1/customers/score", params={"top_reasons": 1}, json=CUSTOMER, headers=READ).json()

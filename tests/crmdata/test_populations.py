@@ -7,6 +7,7 @@ import pytest
 
 from crmdata.funnel import Funnel
 from crmdata.populations import MODEL_POPULATIONS, buyers, eligible_ids, open_leads
+from tests.factories import funnel_frame, orders_frame
 from training.config import MODEL_KINDS
 
 T = pd.Timestamp("2024-06-01")
@@ -33,12 +34,8 @@ def tables() -> dict:
     ]
     # fmt: on
     return {
-        "funnel_events": pd.DataFrame(events, columns=["customer_id", "timestamp", "stage"]).assign(
-            timestamp=lambda d: pd.to_datetime(d.timestamp, format="ISO8601")
-        ),
-        "orders": pd.DataFrame(orders, columns=["customer_id", "order_id", "timestamp", "amount"]).assign(
-            timestamp=lambda d: pd.to_datetime(d.timestamp, format="ISO8601")
-        ),
+        "funnel_events": funnel_frame(events),
+        "orders": orders_frame(orders),
     }
 
 

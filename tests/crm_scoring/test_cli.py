@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from crm_scoring.cli import app
 from training.scoring import SCORE_COLUMNS
 
-JUDGES = Path(__file__).resolve().parents[2] / "shared" / "tools"
+JUDGES = Path(__file__).resolve().parents[3] / "shared" / "tools"
 runner = CliRunner()
 
 
