@@ -103,16 +103,22 @@ class Promote(StrEnum):
     never = "never"
 
 
-def _load(data: Path, as_of: str | None, funnel=None):
-    """Load and validate the tables before `as_of` (default: after the last row); exit 2 on contract errors."""
+def _inputs(data: Path, as_of: str | None):
+    """Check the arguments before any slow work (loading models or data): exit 2 on a missing directory or a
+    cutoff that is not a date; returns the cutoff (None: after the last row)."""
+    if not data.is_dir():
+        _fail(f"{data}: not a directory", 2)
+    return _cutoff(as_of) if as_of else None
+
+
+def _load(data: Path, cutoff, funnel=None):
+    """Load and validate the tables before `cutoff` (None: after the last row); exit 2 on contract errors."""
     from crm_scoring.pipelines import load_export
     from crmdata.contract import ContractError
     from crmdata.funnel import DEFAULT_FUNNEL
 
-    if not data.is_dir():
-        _fail(f"{data}: not a directory", 2)
     try:
-        return load_export(data, _cutoff(as_of) if as_of else None, funnel or DEFAULT_FUNNEL)
+        return load_export(data, cutoff, funnel or DEFAULT_FUNNEL)
     except ContractError as exc:
         _fail(f"the data in {data} breaks the contract:\n{exc}", 2)
 
@@ -170,7 +176,8 @@ def train(
     from crm_scoring import pipelines
 
     cfg = _config(config, conversion_horizon_days, churn_horizon_days, clv_horizon_days)
-    summary = pipelines.train(_load(data, as_of, cfg.funnel), cfg, promote.value, str(data))
+    cutoff = _inputs(data, as_of)
+    summary = pipelines.train(_load(data, cutoff, cfg.funnel), cfg, promote.value, str(data))
     console = Console(stderr=False, width=140)
     console.print(summary.table())
     for kind, reason in summary.outcome.skipped.items():
@@ -200,9 +207,10 @@ def score(
 
     if out.suffix not in (".csv", ".parquet"):
         _fail(f"--out {out}: the score file must end in .csv or .parquet", 2)
+    cutoff = _inputs(data, as_of)
     bundles, _, funnel = _champions()
     _check_horizons(bundles, conversion=conversion_horizon_days, churn=churn_horizon_days, clv=clv_horizon_days)
-    export = _load(data, as_of, funnel)
+    export = _load(data, cutoff, funnel)
     scores, store = pipelines.score(export, bundles, out, reasons=reasons, prospects_db=prospects_db)
     typer.echo(
         f"scored {len(scores):,} leads and customers as of {export.cutoff.date()} into {out} (prospects: {store})"
@@ -235,6 +243,7 @@ def evaluate(
 
     from crm_scoring import pipelines
 
+    _inputs(data, None)
     cutoff = _cutoff(as_of)  # before loading anything: a typo fails fast
     bundles, missing, funnel = _champions(quiet=True)
     _check_horizons(bundles, conversion=conversion_horizon_days, churn=churn_horizon_days, clv=clv_horizon_days)
@@ -356,10 +365,11 @@ def budget(
     from crm_scoring import pipelines
     from marketing.advice import format_advice
 
+    cutoff = _inputs(data, as_of)
     bundles, _, funnel = _champions(["clv"], required=False, quiet=True)
     if config:
         funnel = _config(config, None, None, None).funnel
-    export = _load(data, as_of, funnel)
+    export = _load(data, cutoff, funnel)
     if export.tables.get("channel_spend") is None:
         _fail(f"{data}: budget advice needs the channel_spend table, and there is none", 2)
     if not realised and "clv" not in bundles:
