@@ -17,6 +17,7 @@ from crmdata.rules import ContractError, Problem
 from crmdata.schema import (
     CHANNEL_COLUMNS,
     FORMATS,
+    NON_NEGATIVE_COLUMNS,
     REFERENCING_TABLES,
     TABLES,
     TIME_COLUMN,
@@ -30,6 +31,7 @@ __all__ = [
     "CHANNEL_COLUMNS",
     "CSV_NA_VALUES",
     "FORMATS",
+    "NON_NEGATIVE_COLUMNS",
     "REFERENCING_TABLES",
     "TABLES",
     "TIME_COLUMN",

@@ -3,11 +3,15 @@
 A data directory holds one file per table, `NAME.parquet` or `NAME.csv` (Parquet wins when both exist).
 Reading parses every column the contract knows, keeps extra columns as read, and validates in one pass, so
 that a broken export is reported with every problem at once. With `as_of`, rows at or after it are dropped
-(exclusive cutoff), inside pyarrow for Parquet files.
+(exclusive cutoff), inside pyarrow for Parquet files, and a cutoff that leaves no customer is a problem.
+A header is checked before the file is parsed: duplicated column names are refused, and so is a CSV whose
+header reads as one column holding ';' or a tab (the contract's CSV is comma-separated; such a file is not
+read with a guessed delimiter).
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +24,7 @@ import pyarrow.parquet as pq
 
 from crmdata.funnel import DEFAULT_FUNNEL, Funnel
 from crmdata.parsing import parse_columns, to_text
-from crmdata.rules import ContractError, Problem, check_references, check_table, is_blank
+from crmdata.rules import ContractError, Problem, check_header, check_references, check_table, is_blank
 from crmdata.schema import FORMATS, REFERENCING_TABLES, TABLES, TableSpec, table_spec
 from crmdata.timeutil import utc_cutoff
 
@@ -49,6 +53,14 @@ def find_table_file(data_dir: Path | str, name: str) -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+def _header(path: Path) -> list[str]:
+    """The column names as the file stores them (pandas would rename a repeated CSV name `name.1`)."""
+    if path.suffix == ".parquet":
+        return list(pq.read_schema(path).names)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return next(csv.reader(handle), [])
 
 
 def _read_csv(path: Path, spec: TableSpec) -> pd.DataFrame:
@@ -122,6 +134,9 @@ def _read_one(data_dir: Path, name: str, as_of: pd.Timestamp | None, funnel: Fun
         return read
     file = read.path.name
     try:
+        read.problems += check_header(_header(read.path), file)
+        if read.problems:
+            return read
         raw, read.file_rows, applied = _read_raw(read.path, spec, as_of)
     except (OSError, ValueError, pa.ArrowException, UnicodeDecodeError, pd.errors.ParserError) as error:
         kind = "Parquet" if read.path.suffix == ".parquet" else "CSV"
@@ -136,7 +151,20 @@ def _read_one(data_dir: Path, name: str, as_of: pd.Timestamp | None, funnel: Fun
         read.customer_ids = _read_customer_ids(read.path) if applied else read.frame["customer_id"]
     if as_of is not None and not applied and spec.time_column in read.frame.columns:
         read.keep = read.frame[spec.time_column].lt(as_of)
+    if spec.required and as_of is not None and read.file_rows and not read.problems:
+        read.problems += _nothing_before(read, spec, as_of)
     return read
+
+
+def _nothing_before(read: TableRead, spec: TableSpec, as_of: pd.Timestamp) -> list[Problem]:
+    """A problem when a required table has rows but none before the cutoff (every one is at or after it)."""
+    kept = len(read.frame) if read.keep is None else int(read.keep.sum())
+    if kept:
+        return []
+    cutoff = as_of.isoformat()
+    issue = f"has no row before the cutoff {cutoff} (all {read.file_rows:,} rows are at or after it)"
+    expected = f"at least one {spec.name} row before the cutoff (an earlier {spec.time_column} or a later cutoff)"
+    return [Problem(read.path.name, spec.time_column, (), expected, 0, issue)]
 
 
 def _finish(read: TableRead) -> pd.DataFrame | None:

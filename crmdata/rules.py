@@ -1,13 +1,15 @@
 """The contract's rules and their findings: a `Problem` per broken rule, `ContractError` holding them all.
 
 Problems name the file, the column, the first offending data rows (0-based, the header line not counted),
-how many rows offend and what was expected. The table-level rules (unique keys, known stages, spend not
-negative) and the cross-table reference rule run vectorised over a parsed frame.
+how many rows offend and what was expected. The header rules (unique column names, the comma delimiter) run
+before a file is parsed; the table-level rules (unique keys, known stages, counts and spend not negative) and
+the cross-table reference rule run vectorised over a parsed frame.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmdata.funnel import Funnel
-from crmdata.schema import UNIQUE_COLUMNS, TableSpec
+from crmdata.schema import NON_NEGATIVE_COLUMNS, UNIQUE_COLUMNS, TableSpec
 
 MAX_ROWS_SHOWN = 5
 MAX_EXAMPLES_SHOWN = 3
@@ -120,22 +122,42 @@ def _check_stages(frame: pd.DataFrame, file: str, funnel: Funnel) -> list[Proble
 
 
 def _check_non_negative(frame: pd.DataFrame, file: str, column: str) -> list[Problem]:
-    """Negative values are reported (spend cannot be negative; refunds live in orders, not here)."""
+    """Negative values are reported (counts, revenue, costs and spend; refunds live in orders, not here)."""
     mask = frame[column].lt(0)
     issue = "negative" + examples(frame[column][mask])
-    return row_problem(file, column, frame, mask, issue, f"a {column} >= 0")
+    return row_problem(file, column, frame, mask, issue, f"{column} >= 0")
+
+
+def check_header(columns: Sequence[str], file: str) -> list[Problem]:
+    """Header rules, before parsing: every column name once, and a CSV read with the contract's commas.
+
+    A header that is one name holding ';' or a tab is a file in another delimiter: it is refused with that
+    said, rather than read with a guessed delimiter (such files often write decimal commas as well).
+    """
+    if len(columns) == 1 and file.endswith(".csv"):
+        for delimiter, name in ((";", "';'"), ("\t", "tab")):
+            if delimiter in str(columns[0]):
+                issue = f"looks {name}-separated (its header is one column); the contract expects commas"
+                return [Problem(file, None, (), "a comma-separated file", 0, issue)]
+    counts = Counter(str(c) for c in columns)
+    return [
+        Problem(file, column, (), "unique column names", 0, f"appears {n} times in the header")
+        for column, n in counts.items()
+        if n > 1
+    ]
 
 
 def check_table(frame: pd.DataFrame, spec: TableSpec, file: str, funnel: Funnel) -> list[Problem]:
-    """Table-level rules: unique keys, known stages, non-negative spend."""
+    """Table-level rules: unique keys, known stages, counts and spend not negative."""
     problems: list[Problem] = []
     for table, column in UNIQUE_COLUMNS:
         if table == spec.name and column in frame.columns:
             problems += _check_unique(frame, file, column)
     if spec.name == "funnel_events" and "stage" in frame.columns:
         problems += _check_stages(frame, file, funnel)
-    if spec.name == "channel_spend" and "spend" in frame.columns:
-        problems += _check_non_negative(frame, file, "spend")
+    for table, column in NON_NEGATIVE_COLUMNS:
+        if table == spec.name and column in frame.columns:
+            problems += _check_non_negative(frame, file, column)
     return problems
 
 

@@ -102,6 +102,14 @@ CHANNEL_COLUMNS = (("customers", "source_channel"), ("touchpoints", "channel"), 
 
 UNIQUE_COLUMNS = (("customers", "customer_id"), ("orders", "order_id"))
 
+# Counts and amounts that cannot be negative (orders.amount can: a negative amount is a refund).
+NON_NEGATIVE_COLUMNS = (
+    ("customers", "employees"),
+    ("customers", "annual_revenue"),
+    ("touchpoints", "cost"),
+    ("channel_spend", "spend"),
+)
+
 
 def table_spec(name: str) -> TableSpec:
     """The spec of a contract table, or a ValueError naming the known tables."""
