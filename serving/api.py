@@ -15,7 +15,7 @@ import time
 from contextlib import asynccontextmanager
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -26,7 +26,7 @@ from serving.routes import channels, models, ops, prospects, scores
 from serving.routes.checks import HISTORY_LISTS
 from serving.routes.responses import FastJSONResponse, problem
 from serving.runtime import ModelRuntime, ModelsUnavailable, load_model_set
-from serving.settings import Settings, get_settings
+from serving.settings import InvalidSettings, Settings, get_settings
 
 ROUTERS = (ops.router, scores.router, prospects.router, channels.router, models.router)
 
@@ -34,8 +34,9 @@ ROUTERS = (ops.router, scores.router, prospects.router, channels.router, models.
 # ------------------------------------------------------------------------------------------------ middleware
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """A body over the limit, found while it is read: an HTTPException, as FastAPI's body parsing passes those
+    through (any other error there, as with a chunked body that has no Content-Length, becomes a 400)."""
 
 
 class GuardAndMeasure:
@@ -68,7 +69,7 @@ class GuardAndMeasure:
                     if message["type"] == "http.request":
                         seen += len(message.get("body", b""))
                         if seen > self.max_body:
-                            raise _TooLarge
+                            raise _TooLarge(413, detail=f"request body larger than {self.max_body} bytes")
                     return message
 
                 try:
@@ -106,7 +107,12 @@ def create_app(settings: Settings | None = None, loader=load_model_set) -> FastA
         default_response_class=FastJSONResponse,
     )
     app.state.settings = settings
-    app.state.keys = KeyRing(settings.keys(), disabled=settings.auth_disabled)
+    app.state.keys = KeyRing(
+        settings.keys(),
+        disabled=settings.auth_disabled,
+        rate=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+    )
     app.state.metrics = metrics
     app.state.runtime = ModelRuntime(loader=loader, metrics=metrics)
     app.state.advisor = ChannelAdvisor(settings.data_dir)
@@ -158,9 +164,13 @@ async def _validation(request: Request, exc: RequestValidationError) -> FastJSON
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
-    """Run the API with uvicorn (one process; uvloop and httptools when installed)."""
+    """Run the API with uvicorn (one process; uvloop and httptools when installed); exit 1 on a bad setting."""
     import uvicorn
 
+    try:
+        get_settings()  # a bad setting ends here in one line, not in the app factory with a traceback
+    except InvalidSettings as exc:
+        raise SystemExit(f"error: {exc}") from None
     uvicorn.run(
         "serving.api:create_app",
         factory=True,

@@ -1,26 +1,32 @@
 """API keys with scopes: `X-API-Key: KEY` or `Authorization: Bearer KEY`; admin implies read.
 
 Keys are compared in constant time (`hmac.compare_digest`) against every configured key, and never logged.
+Each key has its own request rate (`serving.ratelimit`): over it, a request answers 429 with `Retry-After`.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import math
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+
+from serving.ratelimit import TokenBuckets
 
 log = logging.getLogger(__name__)
 RANK = {"read": 1, "admin": 2}
 
 
 class KeyRing:
-    """The configured keys (as bytes) and their scopes; `disabled` lets every request through."""
+    """The configured keys (as bytes) and their scopes, and each key's request rate (`rate` a second after a
+    burst of `burst`; 0: no limit); `disabled` lets every request through, at one shared rate."""
 
-    def __init__(self, keys: dict[str, str], disabled: bool = False):
+    def __init__(self, keys: dict[str, str], disabled: bool = False, rate: float = 0.0, burst: int = 1):
         self._keys = [(k.encode(), scope) for k, scope in keys.items()]
         self.disabled = disabled
+        self.rates = TokenBuckets(rate, burst)
         if disabled:
             log.warning("API authentication is DISABLED (CRM_SCORING_AUTH_DISABLED): use only for a local demo")
         elif not keys:
@@ -55,6 +61,7 @@ def require(scope: str):
     async def check(request: Request) -> str:
         ring: KeyRing = request.app.state.keys
         if ring.disabled:
+            _within_rate(ring.rates, "")
             return "admin"
         key = presented_key(request)
         if key is None:
@@ -66,11 +73,21 @@ def require(scope: str):
         granted = ring.scope_of(key)
         if granted is None:
             raise HTTPException(401, detail="invalid API key", headers={"WWW-Authenticate": "Bearer"})
+        _within_rate(ring.rates, key)
         if RANK[granted] < RANK[scope]:
             raise HTTPException(403, detail=f"this API key has scope '{granted}'; this route needs '{scope}'")
         return granted
 
     return check
+
+
+def _within_rate(rates: TokenBuckets, key: str) -> None:
+    """429 with `Retry-After` (whole seconds) when `key` has spent its requests for now."""
+    wait = rates.take(key)
+    if wait > 0:
+        seconds = max(1, math.ceil(wait))
+        detail = f"rate limit of {rates.rate:g} requests a second for this API key exceeded; retry in {seconds} s"
+        raise HTTPException(429, detail=detail, headers={"Retry-After": str(seconds)})
 
 
 ReadScope = Annotated[str, Depends(require("read"))]

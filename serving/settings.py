@@ -1,6 +1,7 @@
 """Serving settings in one typed place, read from the environment (prefix `CRM_SCORING_`).
 
-Nothing is read at import time: call `get_settings()` (`create_app` does so once).
+Nothing is read at import time: call `get_settings()` (`create_app` does so once); a bad value is an
+`InvalidSettings` of one line naming the variable and what it expects, never the value (it may hold keys).
 Limits and storage paths live here and nowhere else; routes read them through `serving.deps.SettingsDep`.
 """
 
@@ -9,8 +10,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 log = logging.getLogger(__name__)
 
@@ -18,12 +20,17 @@ SCOPES = ("read", "admin")
 PROSPECTS_FILE = "prospects.db"
 # Largest CSV page of the prospect list: fixed, as it bounds the `limit` query parameter in the OpenAPI schema.
 CSV_PAGE_MAX = 100_000
+ENV_PREFIX = "CRM_SCORING_"
+
+
+class InvalidSettings(ValueError):
+    """A `CRM_SCORING_*` variable holds a value the settings refuse; the message names it, not its value."""
 
 
 class Settings(BaseSettings):
     """What the API reads from `CRM_SCORING_*` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="CRM_SCORING_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     # Comma-separated `key:scope` pairs, scopes `read` or `admin` (admin implies read): "k1:read,k2:admin".
     api_keys: str = Field(default="", repr=False)
@@ -46,6 +53,14 @@ class Settings(BaseSettings):
     # few milliseconds), larger ones in the threadpool so that they do not hold up other requests; 0: always
     # the threadpool. For single leads the two measure about the same (`benchmarks/bench_serving.py`).
     inline_max: int = Field(default=8, ge=0, le=10_000)
+    # Distinct `as_of` cutoffs per scoring request: each one is a feature build of its own (about 14 ms), so
+    # a batch of 1,000 different cutoffs would hold a worker for seconds.
+    max_cutoffs: int = Field(default=32, ge=1, le=10_000)
+    # Requests per second and per API key (a token bucket in memory, per process), and the burst a key may
+    # spend at once; 0 switches the limit off. The default is above what one process serves (a few hundred to
+    # 1,500 single leads a second on 2 cores), so it stops a runaway client, not a busy one.
+    rate_limit_per_second: float = Field(default=1000.0, ge=0, le=1e6, allow_inf_nan=False)
+    rate_limit_burst: int = Field(default=2000, ge=1, le=10_000_000)
 
     @field_validator("api_keys")
     @classmethod
@@ -76,11 +91,24 @@ def parse_keys(text: str) -> dict[str, str]:
             continue
         key, sep, scope = pair.rpartition(":")
         if not sep or not key or scope not in SCOPES:
-            raise ValueError(f"CRM_SCORING_API_KEYS: pair {n + 1} must be KEY:SCOPE with scope one of {SCOPES}")
+            raise ValueError(f"pair {n + 1} must be KEY:SCOPE with scope one of {', '.join(SCOPES)}")
         keys[key] = scope
     return keys
 
 
 def get_settings() -> Settings:
-    """Read the settings from the environment now."""
-    return Settings()
+    """Read the settings from the environment now; raises `InvalidSettings` (one line, no values) on a bad one."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        message = "; ".join(_describe(error) for error in exc.errors(include_input=False, include_url=False))
+    except SourceError as exc:  # a value the environment source itself cannot decode; its text names no value
+        message = str(exc).splitlines()[0]
+    raise InvalidSettings(f"invalid setting: {message}") from None
+
+
+def _describe(error: dict) -> str:
+    """`CRM_SCORING_NAME: what it expects` for one pydantic error, without the input."""
+    name = ENV_PREFIX + "_".join(str(part) for part in error.get("loc", ())).upper()
+    expected = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{name}: {expected}"

@@ -36,7 +36,7 @@ async def channel_performance(
         rows = await run_in_threadpool(advisor.performance, models.bundles.get("clv"), method)
     except ChannelDataMissing as exc:
         return problem(404, str(exc))
-    return FastJSONResponse({"as_of": str(advisor.as_of), "method": method, "channels": rows})
+    return FastJSONResponse({"as_of": advisor.as_of, "method": method, "channels": rows})
 
 
 @router.post(
@@ -58,4 +58,4 @@ async def channel_budget(
         return problem(404, str(exc))
     except ValueError as exc:
         raise invalid(("body",), str(exc)) from None
-    return FastJSONResponse(advice)
+    return FastJSONResponse({**advice, "as_of": advisor.as_of})  # the cutoff as a time with its zone

@@ -20,7 +20,8 @@ HISTORY_LISTS = ("touchpoints", "funnel_events", "orders")
 
 
 def check_records(records: Sequence[Record], settings: Settings, funnel: Funnel | None, batch: str | None) -> None:
-    """422 for records over the settings' limits, created after their cutoff or with stages not in `funnel`.
+    """422 for records over the settings' limits (batch size, distinct cutoffs, history), created after their
+    cutoff or with stages not in `funnel`.
 
     `batch` names the body's list field (`leads`, `customers`), or is None for a single record; `funnel` is
     the loaded models' (None when no model is loaded: scoring answers 503 then).
@@ -28,6 +29,8 @@ def check_records(records: Sequence[Record], settings: Settings, funnel: Funnel 
     errors = []
     if batch and len(records) > settings.max_batch:
         errors.append({"type": "too_long", "loc": ("body", batch), "msg": f"at most {settings.max_batch} per request"})
+    if batch and len(records) > settings.max_cutoffs:
+        errors += _cutoff_errors(records, settings.max_cutoffs, batch)
     now = datetime.now(UTC).replace(tzinfo=None)
     allowed = funnel.allowed if funnel is not None else None
     for i, rec in enumerate(records):
@@ -42,6 +45,16 @@ def check_records(records: Sequence[Record], settings: Settings, funnel: Funnel 
             errors += _stage_errors(rec, funnel, allowed, loc)
     if errors:
         raise RequestValidationError(errors)
+
+
+def _cutoff_errors(records: Sequence[Record], limit: int, batch: str) -> list[dict]:
+    """An error when the records hold more than `limit` distinct cutoffs (the same instant in any zone is one;
+    no `as_of`, meaning now, is one more): each cutoff is a feature build of its own."""
+    cutoffs = {naive_utc(rec.as_of) if rec.as_of is not None else None for rec in records}
+    if len(cutoffs) <= limit:
+        return []
+    msg = f"at most {limit} distinct as_of cutoffs per request (this one has {len(cutoffs)}): split the batch"
+    return [{"type": "too_long", "loc": ("body", batch), "msg": msg}]
 
 
 def _stage_errors(rec: Record, funnel: Funnel, allowed: tuple[str, ...], loc: tuple) -> list[dict]:

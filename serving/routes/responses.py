@@ -7,6 +7,7 @@ answered 422 like a schema error.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -15,8 +16,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_NAIVE_UTC
+
 
 def _default(obj: Any) -> Any:
+    if isinstance(obj, datetime):  # pandas' Timestamp (orjson writes plain datetimes itself); naive is UTC
+        return (obj if obj.tzinfo is not None else obj.replace(tzinfo=UTC)).isoformat()
     if hasattr(obj, "isoformat"):
         return obj.isoformat()
     if hasattr(obj, "item"):
@@ -25,10 +30,14 @@ def _default(obj: Any) -> Any:
 
 
 class FastJSONResponse(JSONResponse):
-    """JSON through orjson (numpy values, NaN as null, datetimes as ISO 8601)."""
+    """JSON through orjson (numpy values, NaN as null, datetimes as ISO 8601 with their zone).
+
+    Times inside the service are naive UTC; a response writes them with `+00:00`, as the OpenAPI `date-time`
+    format requires a zone (a request's `+05:00` comes back as the same instant in UTC).
+    """
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, default=_default, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(content, default=_default, option=_OPTIONS)
 
 
 class _OrjsonRequest(Request):

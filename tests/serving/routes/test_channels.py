@@ -34,7 +34,7 @@ def test_channel_performance_lists_every_paid_channel(client):
     response = client.get("/v1/channels/performance", headers=READ, params={"method": "linear"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["method"] == "linear" and body["as_of"].startswith("2025-12-31")
+    assert body["method"] == "linear" and body["as_of"] == "2025-12-31T00:00:00+00:00"
     channels = {row["channel"]: row for row in body["channels"]}
     assert {"search", "social", "email", "event"} <= set(channels)
     assert channels["social"]["spend_total"] > 0
@@ -44,6 +44,7 @@ def test_budget_route_respects_constraints_and_passes_the_judge(client, sim_dir,
     response = client.post("/v1/channels/budget", headers=READ, json={"max_shift": 0.2, "locked": ["email"]})
     assert response.status_code == 200, response.text
     advice = response.json()
+    assert advice["as_of"] == "2025-12-31T00:00:00+00:00"
     rows = {row["channel"]: row for row in advice["channels"]}
     assert rows["email"]["recommended_spend"] == pytest.approx(rows["email"]["current_spend"])
     total_now = sum(r["current_spend"] for r in rows.values())
