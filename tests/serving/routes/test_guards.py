@@ -52,7 +52,7 @@ def test_distinct_cutoffs_per_batch_are_capped(use_store, champions, prospects_d
 def test_cutoff_cap_default_is_modest():
     from serving.settings import Settings
 
-    assert 1 <= Settings().max_cutoffs <= 64
+    assert 1 <= Settings.model_fields["max_cutoffs"].default <= 64
 
 
 # ------------------------------------------------------------------------------------------------ rate limit
@@ -79,8 +79,8 @@ def test_rate_limit_zero_switches_it_off(use_store, champions, prospects_db):
 def test_rate_limit_default_is_on_and_generous():
     from serving.settings import Settings
 
-    settings = Settings()
-    assert settings.rate_limit_per_second >= 100 and settings.rate_limit_burst >= settings.rate_limit_per_second
+    rate, burst = (Settings.model_fields[name].default for name in ("rate_limit_per_second", "rate_limit_burst"))
+    assert rate >= 100 and burst >= rate
 
 
 # ------------------------------------------------------------------------------------------------ times
