@@ -295,6 +295,8 @@ def demo(
     """The main job on the embedded defaults: simulate, validate, train, score, summarise, then serve."""
     import pandas as pd
 
+    if serve_api:
+        _check_serving_settings()  # before minutes of work, not after
     as_of = "2024-12-31"
     simulate(
         out=out,
@@ -396,4 +398,15 @@ def serve(
     """Serve the scoring API (champion models from the registry; keys from CRM_SCORING_API_KEYS)."""
     from serving.api import serve as run_server
 
+    _check_serving_settings()
     run_server(host=host, port=port)
+
+
+def _check_serving_settings() -> None:
+    """Exit 2 with one line naming a bad `CRM_SCORING_*` setting (never its value, which may hold keys)."""
+    from serving.settings import InvalidSettings, get_settings
+
+    try:
+        get_settings()
+    except InvalidSettings as exc:
+        _fail(str(exc), 2)

@@ -110,3 +110,22 @@ def test_a_cutoff_that_is_not_a_date_gets_a_clear_error(sim_dir):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (command, result.output)
         assert "'garbage' is not an ISO 8601 date" in result.output
+
+
+def test_train_with_a_cutoff_before_every_customer_names_the_cutoff(tmp_path, monkeypatch):
+    from tests.crmdata.test_contract import valid_tables, write_dir
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    data = write_dir(tmp_path / "export", valid_tables())
+    result = runner.invoke(app, ["train", "--data", str(data), "--as-of", "2020-01-01"])
+    assert result.exit_code == 2, result.output
+    assert "customers.csv: column 'created_at'" in result.output
+    assert "no row before the cutoff 2020-01-01" in result.output
+    assert "NaT" not in result.output
+
+
+def test_demo_checks_the_serving_settings_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRM_SCORING_API_KEYS", "topsecret-demo-key:admin,x:root")
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 2 and "CRM_SCORING_API_KEYS" in result.output
+    assert "topsecret-demo-key" not in result.output and not (tmp_path / "demo").exists()
