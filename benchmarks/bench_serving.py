@@ -137,11 +137,39 @@ def stop(proc: subprocess.Popen) -> None:
 # ------------------------------------------------------------------------------------------------ load
 
 
-def request_bytes(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+def request_bytes(port: int, path: str, body: bytes | None, headers: dict[str, str]) -> bytes:
+    """One HTTP/1.1 request: a JSON POST, or a GET when `body` is None."""
+    method = "GET" if body is None else "POST"
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
     head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    head += f"Content-Length: {len(body)}\r\n\r\n"
+    if body is None:
+        return (head + "\r\n").encode()
+    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     return head.encode() + body
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """Read one whole response (Content-Length or chunked) off a keep-alive connection; returns its status."""
+    status_line = await reader.readline()
+    length, chunked = 0, False
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+        elif name.lower() == "transfer-encoding" and "chunked" in value:
+            chunked = True
+    if chunked:
+        while True:
+            size = int((await reader.readline()).strip(), 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    else:
+        await reader.readexactly(length)
+    return int(status_line.split()[1])
 
 
 async def one_connection(port: int, payloads: list[bytes], until: float, latencies: list[float], errors: list[int]):
@@ -152,28 +180,10 @@ async def one_connection(port: int, payloads: list[bytes], until: float, latenci
             start = time.perf_counter()
             writer.write(payloads[i % len(payloads)])
             i += 1
-            status_line = await reader.readline()
-            length, chunked = 0, False
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.decode("latin-1").partition(":")
-                if name.lower() == "content-length":
-                    length = int(value)
-                elif name.lower() == "transfer-encoding" and "chunked" in value:
-                    chunked = True
-            if chunked:
-                while True:
-                    size = int((await reader.readline()).strip(), 16)
-                    await reader.readexactly(size + 2)
-                    if size == 0:
-                        break
-            else:
-                await reader.readexactly(length)
+            status = await read_response(reader)
             latencies.append(time.perf_counter() - start)
-            if status_line.split()[1] != b"200":
-                errors.append(int(status_line.split()[1]))
+            if status != 200:
+                errors.append(status)
     finally:
         writer.close()
 
