@@ -204,7 +204,7 @@ def _guarded(job):
     except (TrackingUnreachable, StoreMoved, UnreadableModel, OutdatedModelFormat) as exc:
         _fail(str(exc))
     except EOFError as exc:
-        _fail(f"a file ended too soon: {exc or 'EOFError'}")
+        _fail(f"a file ended too soon: {str(exc) or 'EOFError'}")
 
 
 def _end_runs_on_sigterm() -> None:
