@@ -170,20 +170,95 @@ def train(
     churn_horizon_days: ChurnH = None,
     clv_horizon_days: ClvH = None,
 ) -> None:
-    """Train, evaluate, log and register the conversion, churn and CLV models as of a cutoff."""
+    """Train, evaluate, log and register the conversion, churn and CLV models as of a cutoff.
+
+    Before fitting, the tracking store must answer (else it fails in seconds) and each champion is loaded: one
+    that cannot be (a file cut short or missing) is named with its version and file, and under `--promote auto`
+    the new model replaces it. All @champion aliases of a training move together at its end.
+    """
     from rich.console import Console
 
     from crm_scoring import pipelines
 
     cfg = _config(config, conversion_horizon_days, churn_horizon_days, clv_horizon_days)
     cutoff = _inputs(data, as_of)
-    summary = pipelines.train(_load(data, cutoff, cfg.funnel), cfg, promote.value, str(data))
+    export = _load(data, cutoff, cfg.funnel)
+    _end_runs_on_sigterm()
+    summary = _guarded(lambda: pipelines.train(export, cfg, promote.value, str(data)))
     console = Console(stderr=False, width=140)
     console.print(summary.table())
     for kind, reason in summary.outcome.skipped.items():
         typer.secho(f"skipped {kind}: {reason}", fg=typer.colors.YELLOW)
     if not summary.outcome.results:
         _fail("no model could be trained on this data (see the reasons above)")
+
+
+def _guarded(job):
+    """Run `job`; a store that cannot be reached or used, or a model file that cannot be read, is one line and
+    exit 1. No low-level error reaches the CLI framework as `EOFError`, which it would print as `Aborted.`."""
+    from training.artifact import OutdatedModelFormat, UnreadableModel
+    from training.preflight import StoreMoved, TrackingUnreachable
+
+    try:
+        return job()
+    except (TrackingUnreachable, StoreMoved, UnreadableModel, OutdatedModelFormat) as exc:
+        _fail(str(exc))
+    except EOFError as exc:
+        _fail(f"a file ended too soon: {str(exc) or 'EOFError'}")
+
+
+def _end_runs_on_sigterm() -> None:
+    """Turn SIGTERM into `SystemExit`, so the open MLflow runs end FAILED instead of staying RUNNING."""
+    import signal
+    import sys
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+runs_app = typer.Typer(no_args_is_help=True, help="Upkeep of the tracking store's runs.")
+store_app = typer.Typer(no_args_is_help=True, help="Upkeep of the embedded model store (models/).")
+app.add_typer(runs_app, name="runs")
+app.add_typer(store_app, name="store")
+
+
+@runs_app.command("cleanup")
+def runs_cleanup(
+    older_than_hours: Annotated[
+        float, typer.Option("--older-than-hours", min=0, help="Only runs started longer ago than this.")
+    ] = 24.0,
+) -> None:
+    """Mark FAILED the runs still RUNNING after a training was killed (kill -9 leaves them RUNNING forever)."""
+    from crm_scoring import pipelines
+
+    failed = _guarded(lambda: pipelines.cleanup_runs(older_than_hours))
+    typer.echo(f"marked {len(failed)} run(s) FAILED" + "".join(f"\n  {run_id}" for run_id in failed))
+
+
+@store_app.command("relocate")
+def store_relocate(
+    models: Annotated[
+        Path | None, typer.Option("--models", help="The moved models/ folder (default: the one in use).")
+    ] = None,
+) -> None:
+    """Point a moved or copied embedded store at its own folder.
+
+    `mlflow.db` records its artifacts by absolute path; after moving `models/`, run this once in the new place
+    (until then no model loads from it, and a copy never reads the original's files).
+    """
+    from crm_scoring import pipelines
+
+    if models is not None and not models.is_dir():
+        _fail(f"{models}: not a directory", 2)
+    try:
+        moved = pipelines.relocate_store(models)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc), 2)
+    if not moved.rows:
+        typer.echo(f"already in place: {moved.new_root}")
+        return
+    typer.echo(f"relocated {moved.rows} record(s) from {moved.old_root} to {moved.new_root}")
 
 
 @app.command()

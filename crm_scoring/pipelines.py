@@ -54,12 +54,17 @@ def funnel_of(bundles: dict) -> Funnel:
 def train(export: Export, config, promote: str = "auto", data_dir: str = "", kinds=None):
     """Train, log, register and maybe promote the models; the channel report goes on the same parent run.
 
-    Under `mlflow run`, the run it opened (`MLFLOW_RUN_ID`) becomes the parent. The variable is taken out of the
-    environment as it is read: MLflow would otherwise resume that run at every nested `start_run`, not open a child.
+    Before fitting anything, the tracking store must answer and every champion is loaded once
+    (`training.preflight`): an unreachable store fails in seconds; a champion that cannot be loaded is named in a
+    warning, and under `auto` the new model replaces it. Under `mlflow run`, the run it opened (`MLFLOW_RUN_ID`)
+    becomes the parent. The variable is taken out of the environment as it is read: MLflow would otherwise
+    resume that run at every nested `start_run`, not open a child.
     """
     from training.config import MODEL_KINDS
+    from training.preflight import check_before_training
     from training.train import run_training
 
+    check_before_training(kinds or MODEL_KINDS)
     launched = os.environ.pop("MLFLOW_RUN_ID", None)
     return run_training(
         export.tables,
@@ -71,6 +76,23 @@ def train(export: Export, config, promote: str = "auto", data_dir: str = "", kin
         extra_logging=log_channels,
         parent_run_id=launched,
     )
+
+
+def cleanup_runs(older_than_hours: float) -> list[str]:
+    """Mark FAILED the runs a killed training left RUNNING for over `older_than_hours`; returns their ids."""
+    from training.maintenance import fail_stale_runs
+    from training.registry import configure
+
+    configure()
+    return fail_stale_runs(older_than_hours)
+
+
+def relocate_store(models: Path | None = None):
+    """Point the embedded store (default: the `models/` folder in use) at the folder it now lives in."""
+    from training.maintenance import relocate_store as relocate
+    from training.registry import models_dir
+
+    return relocate(models or models_dir())
 
 
 def log_channels(outcome, tables: dict) -> None:

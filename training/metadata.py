@@ -34,6 +34,7 @@ class ModelMetadata:
     risk_thresholds: tuple[float, ...] = ()  # churn: probabilities of medium and high risk
     value_deciles: tuple[float, ...] = ()  # CLV: the nine cut points of the holdout's whole-horizon values
     version: str | None = None  # the registry version, set when loaded from the registry
+    champion_set: str | None = None  # the training that put the champions in place, set when loaded as one
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (lists for tuples)."""

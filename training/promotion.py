@@ -65,12 +65,14 @@ def decide_promotion(
     champion_version: str | None,
     champion_figure_source: str | None = None,
     champion_outdated: bool = False,
+    champion_broken: str | None = None,
 ) -> PromotionDecision:
     """Decide whether the new version becomes champion: `always`, `never`, or `auto` (not worse on holdout).
 
     `champion_version` is None when no champion is registered; under `auto` with a champion, its figure (and
     where that figure comes from) must be given, unless the champion is `champion_outdated`: saved in a format
-    this version cannot load, so it can serve no more and the new model replaces it.
+    this version cannot load, so it can serve no more and the new model replaces it. `champion_broken` says
+    why a champion's files could not be read: it cannot serve either, and the new model replaces it likewise.
     """
     decided = {"policy": policy, "metric": metric, "new_figure": new_figure, "champion_version": champion_version}
     if policy == "never":
@@ -80,6 +82,9 @@ def decide_promotion(
         return _decision(decided, promoted=True, reason=reason)
     if champion_outdated:
         return _decision(decided, promoted=True, reason="the champion was saved in an older format")
+    if champion_broken:
+        reason = f"the champion (version {champion_version}) could not be loaded: {champion_broken}; replaced"
+        return _decision(decided, promoted=True, reason=reason)
     if champion_figure is None:
         raise ValueError(f"promotion of {metric} under policy {policy!r} needs champion {champion_version}'s figure")
     promoted = bool(new_figure >= champion_figure - TOLERANCE)

@@ -13,6 +13,7 @@ from pathlib import Path
 from training.config import EXPERIMENT
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+CHAMPION_SET = "champion_set"  # version tag: the run id of the training that put the champions in place
 
 
 def models_dir() -> Path:
@@ -49,8 +50,41 @@ def ensure_experiment() -> str:
         return found.experiment_id
     location = None
     if tracking_uri().startswith("sqlite:///"):
-        location = (models_dir() / "artifacts").as_uri()
+        location = embedded_artifacts()
     return mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+
+
+def embedded_artifacts() -> str:
+    """Where the embedded store keeps its artifacts: `models/artifacts`, as a file URI."""
+    return (models_dir() / "artifacts").as_uri()
+
+
+def is_embedded() -> bool:
+    """Whether MLflow uses the embedded store of `models_dir()` (the default, or the same URI set explicitly)."""
+    return tracking_uri() == f"sqlite:///{models_dir() / 'mlflow.db'}"
+
+
+def embedded_store_moved() -> str | None:
+    """Why the embedded store cannot be used where it is: it was moved or copied from another folder, so its
+    records still name the other folder's files (a copy would read the original's). None when in place."""
+    import sqlite3
+    from contextlib import closing
+
+    db = models_dir() / "mlflow.db"
+    if not is_embedded() or not db.is_file():
+        return None
+    try:
+        with closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as connection:
+            query = "SELECT artifact_location FROM experiments WHERE name = ?"
+            row = connection.execute(query, (EXPERIMENT,)).fetchone()
+    except sqlite3.Error:  # a damaged store: MLflow names the problem when it opens it
+        return None
+    if row is None or row[0] == embedded_artifacts():
+        return None
+    return (
+        f"the model store in {models_dir()} was moved or copied from {row[0]}: "
+        "run `crm-score store relocate` to point it at its own folder"
+    )
 
 
 def alias_version(name: str, alias: str):
@@ -67,13 +101,14 @@ def alias_version(name: str, alias: str):
 def load_bundle(name: str, alias: str = CHAMPION, version: str | None = None):
     """Download and load the bundle of `name@alias` (or a version); returns (bundle, model version).
 
-    The bundle's metadata carries the registry version. A model saved in an older format raises
-    `OutdatedModelFormat`, naming the model and asking for a retrain.
+    The bundle's metadata carries the registry version and the training that made it champion. A model saved
+    in an older format raises `OutdatedModelFormat`, naming the model and asking for a retrain; one whose files
+    cannot be read raises `UnreadableModel` naming the model, the version and the file.
     """
     import mlflow
     from mlflow import MlflowClient
 
-    from training.artifact import BUNDLE_DIR, OutdatedModelFormat, load_bundle_dir
+    from training.artifact import BUNDLE_DIR, OutdatedModelFormat, UnreadableModel, load_bundle_dir
 
     client = MlflowClient()
     mv = client.get_model_version(name, version) if version else client.get_model_version_by_alias(name, alias)
@@ -84,8 +119,22 @@ def load_bundle(name: str, alias: str = CHAMPION, version: str | None = None):
         raise OutdatedModelFormat(
             f"model {name} version {mv.version} was saved in an older format; retrain it with `crm-score train`"
         ) from exc
-    bundle.metadata = replace(bundle.metadata, version=str(mv.version))
+    except UnreadableModel as exc:
+        raise UnreadableModel(f"model {name} version {mv.version}: {exc}") from exc
+    tags = mv.tags or {}
+    bundle.metadata = replace(bundle.metadata, version=str(mv.version), champion_set=tags.get(CHAMPION_SET))
     return bundle, mv
+
+
+def champion_set_is_consistent(bundles: dict) -> bool:
+    """Whether the loaded champions were put in place together, by one training (see `training.tracking`).
+
+    Each training tags every champion it leaves in place with its run id once its aliases have moved; a set
+    whose champions carry different ids (or none) is mixed: a training died while moving them, or champions
+    were aliased by hand.
+    """
+    marks = {bundle.metadata.champion_set for bundle in bundles.values()}
+    return len(marks) <= 1 and None not in marks
 
 
 def load_champions(kinds=None) -> tuple[dict, dict[str, str]]:
@@ -93,6 +142,9 @@ def load_champions(kinds=None) -> tuple[dict, dict[str, str]]:
     from training.config import MODEL_KINDS, REGISTERED_NAMES
 
     bundles, missing = {}, {}
+    moved = embedded_store_moved()
+    if moved:  # never read another folder's files
+        return bundles, {REGISTERED_NAMES[kind]: f"StoreMoved: {moved}" for kind in kinds or MODEL_KINDS}
     for kind in kinds or MODEL_KINDS:
         name = REGISTERED_NAMES[kind]
         try:

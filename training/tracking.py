@@ -2,7 +2,7 @@
 
 The `log_*` functions write into the active run, which their caller opens; `log_and_register` strings them
 together: one parent run per training, a child run per model, the model logged as a pyfunc, registered,
-aliased `challenger`, and aliased `champion` when `decide_promotion` says so.
+aliased `challenger`; at the end, the versions `decide_promotion` promotes are aliased `champion` together.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from mlflow import MlflowClient
 
 from training import plots
-from training.artifact import OutdatedModelFormat
+from training.artifact import OutdatedModelFormat, UnreadableModel
 from training.config import REGISTERED_NAMES, TrainConfig
 from training.evaluate import HEADLINE
 from training.fitting import lightgbm_params
@@ -30,7 +30,15 @@ from training.promotion import (
     needs_champion_figure,
 )
 from training.pyfunc import log_bundle
-from training.registry import CHALLENGER, CHAMPION, alias_version, configure, ensure_experiment, load_bundle
+from training.registry import (
+    CHALLENGER,
+    CHAMPION,
+    CHAMPION_SET,
+    alias_version,
+    configure,
+    ensure_experiment,
+    load_bundle,
+)
 
 if TYPE_CHECKING:
     from training.train import TrainOutcome
@@ -45,9 +53,12 @@ def log_and_register(
     extra_logging=None,
     parent_run_id: str | None = None,
 ) -> dict[str, dict]:
-    """Log one parent run with a child run per model; register, alias and maybe promote each model.
+    """Log one parent run with a child run per model; register and decide each model, then move the aliases.
 
-    The parent is `parent_run_id` when given (the run `mlflow run` opened for this job), else a new run.
+    The parent is `parent_run_id` when given (the run `mlflow run` opened for this job), else a new run. Every
+    decision is taken before any @champion moves, and the moves happen together at the end (`move_champions`),
+    so a training that dies midway leaves the champions as they were. A run that ends on an exception ends
+    FAILED (MLflow's run context does that); `training.maintenance.fail_stale_runs` marks killed ones.
     """
     configure()
     experiment_id = mlflow.get_run(parent_run_id).info.experiment_id if parent_run_id else ensure_experiment()
@@ -66,21 +77,43 @@ def log_and_register(
             decisions[kind] = {**decision.to_dict(), "version": version, "run_id": child.info.run_id}
         if extra_logging:
             extra_logging(outcome, tables)
+        moves = {REGISTERED_NAMES[k]: d["version"] for k, d in decisions.items() if d["promoted"]}
+        move_champions(moves, parent.info.run_id)
         mlflow.set_tag("decisions", str({k: v["promoted"] for k, v in decisions.items()}))
     return {kind: {**d, "parent_run_id": parent.info.run_id} for kind, d in decisions.items()}
+
+
+def move_champions(moves: dict[str, str], training_run_id: str) -> None:
+    """Alias each `name: version` of `moves` champion, then mark every champion with this training's run id.
+
+    The new versions are marked first and the champions kept in place last, so a set cut short at any point
+    carries two marks and `training.registry.champion_set_is_consistent` calls it mixed.
+    """
+    client = MlflowClient()
+    for name, version in moves.items():
+        client.set_model_version_tag(name, version, CHAMPION_SET, training_run_id)
+    for name, version in moves.items():
+        client.set_registered_model_alias(name, CHAMPION, version)
+    for name in REGISTERED_NAMES.values():
+        current = alias_version(name, CHAMPION)
+        if current is not None and name not in moves:
+            client.set_model_version_tag(name, current.version, CHAMPION_SET, training_run_id)
 
 
 def log_model_run(
     result: ModelResult, outcome: TrainOutcome, tables: dict, config: TrainConfig, promote: str
 ) -> tuple[PromotionDecision, str]:
-    """Log one model's parameters, figures, plots and pyfunc into the active run; register and maybe promote it."""
+    """Log one model's parameters, figures, plots and pyfunc into the active run; register it and decide it.
+
+    Deciding moves no alias: `move_champions` moves the aliases of the whole training at its end.
+    """
     name = REGISTERED_NAMES[result.kind]
     with tempfile.TemporaryDirectory() as tmp:
         log_model_params(result, outcome, config)
         log_metrics(result)
         log_plots(result, Path(tmp))
         version = log_model(result, name, tmp)
-    decision = promote_version(name, version, result, tables, promote)
+    decision = decide_version(name, version, result, tables, promote)
     log_promotion(decision, version)
     return decision, version
 
@@ -176,18 +209,23 @@ def log_promotion(decision: PromotionDecision, version: str) -> None:
     mlflow.set_tags({"promotion": "champion" if decision.promoted else "challenger", "registered_version": version})
 
 
-def promote_version(name: str, version: str, result: ModelResult, tables: dict, policy: str) -> PromotionDecision:
-    """Look up the champion of `name`, decide, and alias `version` champion when promoted."""
+def decide_version(name: str, version: str, result: ModelResult, tables: dict, policy: str) -> PromotionDecision:
+    """Look up the champion of `name` and decide whether `version` replaces it (no alias moves here).
+
+    A champion that cannot be loaded (an older format, a file cut short) cannot serve, so it gives way.
+    """
     metric = HEADLINE[result.kind]
     current = alias_version(name, CHAMPION)
     champion_version = current.version if current else None
-    figure, source, outdated = None, None, False
+    figure, source, outdated, broken = None, None, False, None
     if needs_champion_figure(policy, champion_version):
         try:
             figure, source = champion_figure(name, champion_version, result, tables)
-        except OutdatedModelFormat:  # a champion this version cannot load cannot serve either
+        except OutdatedModelFormat:
             outdated = True
-    decision = decide_promotion(
+        except UnreadableModel as exc:
+            broken = str(exc.__cause__ or exc)
+    return decide_promotion(
         policy,
         result.metrics[metric],
         figure,
@@ -195,10 +233,8 @@ def promote_version(name: str, version: str, result: ModelResult, tables: dict, 
         champion_version=champion_version,
         champion_figure_source=source,
         champion_outdated=outdated,
+        champion_broken=broken,
     )
-    if decision.promoted:
-        MlflowClient().set_registered_model_alias(name, CHAMPION, version)
-    return decision
 
 
 def champion_figure(name: str, version: str, result: ModelResult, tables: dict) -> tuple[float, str]:

@@ -128,16 +128,11 @@ def test_a_champion_in_the_old_format_gives_way_to_the_new_model(monkeypatch):
     def old_format(name, version, result, tables):
         raise OutdatedModelFormat(f"model {name} version {version} was saved in an older format; {RETRAIN}")
 
-    aliased = []
     monkeypatch.setattr(tracking, "alias_version", lambda name, alias: SimpleNamespace(version="1"))
     monkeypatch.setattr(tracking, "champion_figure", old_format)
-    monkeypatch.setattr(
-        tracking, "MlflowClient", lambda: SimpleNamespace(set_registered_model_alias=lambda *a: aliased.append(a))
-    )
     result = SimpleNamespace(kind="churn", metrics={"roc_auc": 0.7})
-    decision = tracking.promote_version("crm_churn", "2", result, {}, "auto")
+    decision = tracking.decide_version("crm_churn", "2", result, {}, "auto")
     assert decision.promoted and decision.reason == "the champion was saved in an older format"
-    assert aliased == [("crm_churn", "champion", "2")]
 
 
 def test_load_champions_names_a_registered_model_of_the_old_format(tmp_path, monkeypatch):

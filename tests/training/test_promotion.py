@@ -78,3 +78,18 @@ def test_decision_as_plain_data_rounds_figures_and_says_none_without_a_champion(
 )
 def test_a_champion_trained_after_the_holdout_cutoff_has_seen_its_labels(champion_as_of, seen):
     assert champion_has_seen(pd.Timestamp(champion_as_of), pd.Timestamp("2024-10-02")) is seen
+
+
+@pytest.mark.parametrize(
+    ("policy", "promoted", "reason"),
+    [
+        ("auto", True, "the champion (version 3) could not be loaded: /m/booster.txt: cut short; replaced"),
+        ("never", False, "--promote never"),
+    ],
+    ids=["auto-replaces-it", "never-keeps-it"],
+)
+def test_a_champion_that_cannot_be_loaded_gives_way_under_auto(policy, promoted, reason):
+    decision = decide_promotion(
+        policy, 0.6, None, metric="roc_auc", champion_version="3", champion_broken="/m/booster.txt: cut short"
+    )
+    assert decision.promoted is promoted and decision.reason == reason
