@@ -2,12 +2,15 @@
 
 No pickle: a file written here loads whatever the project's modules are called by then, as MLflow's own
 LightGBM flavour does it. `manifest.json` names the format version and the files; a directory without it (a
-model saved as a joblib pickle before) or of another version is refused with a request to retrain.
+model saved as a joblib pickle before) or of another version is refused with a request to retrain. A file that
+cannot be read raises `ModelLoadError` naming it relative to the bundle (`bundle/booster.txt: ...`), never by
+its absolute path.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ BUNDLE_DIR = "bundle"  # the artifact folder of these files inside a logged MLfl
 MANIFEST = "manifest.json"
 RETRAIN = "retrain it with `crm-score train`"
 BOOSTERS = {"booster": "booster.txt", "value_booster": "value_booster.txt"}
+REQUIRED = ("booster", "spec", "encoder")  # a bundle without these scores nothing
 RECORDS = {
     "spec": ("spec.json", FeatureSpec),
     "encoder": ("encoder.json", CategoryEncoder),
@@ -33,6 +37,11 @@ RECORDS = {
 
 class OutdatedModelFormat(ValueError):
     """A saved model this version cannot read: it has to be trained again."""
+
+
+class ModelLoadError(RuntimeError):
+    """A saved model whose files cannot be read; the message names the file (and the model and version, once
+    `training.registry` has added them)."""
 
 
 def save_bundle(bundle: ModelBundle, directory: str | Path) -> Path:
@@ -60,17 +69,62 @@ def load_bundle_dir(directory: str | Path) -> ModelBundle:
 
     Raises:
         OutdatedModelFormat: no manifest (an older, pickled model) or another format version.
+        ModelLoadError: a file is missing, cut short or not what the manifest says, named in the message.
     """
     root = Path(directory)
     manifest = read_manifest(root)
-    files = manifest["files"]
-    parts: dict[str, Any] = {
-        part: lgb.Booster(model_file=str(root / files[part])) for part in BOOSTERS if part in files
-    }
+    files = _entry(root, manifest, "files")
+    parts: dict[str, Any] = {part: _read(root, files[part], _booster) for part in BOOSTERS if part in files}
     for part, (_, record) in RECORDS.items():
         if part in files:
-            parts[part] = record.from_dict(json.loads((root / files[part]).read_text()))
-    return ModelBundle(kind=manifest["kind"], **parts)
+            parts[part] = _read(root, files[part], lambda path, r=record: r.from_dict(json.loads(path.read_text())))
+    absent = [{**BOOSTERS, **{p: n for p, (n, _) in RECORDS.items()}}[p] for p in REQUIRED if p not in parts]
+    if absent:
+        raise ModelLoadError(f"{root.name}/{MANIFEST}: lists no {', '.join(absent)}")
+    return ModelBundle(kind=_entry(root, manifest, "kind"), **parts)
+
+
+def _booster(path: Path) -> lgb.Booster:
+    """A booster from its LightGBM text file, checked complete first: LightGBM aborts the process on a cut one."""
+    text = path.read_bytes()
+    sizes = re.search(rb"^tree_sizes=(.*)$", text, re.MULTILINE)
+    start, end = text.find(b"\nTree="), text.find(b"\nend of trees")
+    if not text.startswith(b"tree\n") or sizes is None or not 0 <= start < end:
+        raise ValueError("not a complete LightGBM model file")
+    if sum(int(size) for size in sizes.group(1).split()) != end - start:
+        raise ValueError("cut short or altered: its trees do not add up to the sizes in its header")
+    return lgb.Booster(model_str=text.decode())
+
+
+def _read(root: Path, name: str, read) -> Any:
+    """`read(root / name)`, any failure raised as a `ModelLoadError` that names the file within the bundle."""
+    try:
+        return read(root / name)
+    except Exception as exc:
+        raise ModelLoadError(f"{root.name}/{name}: {_what_failed(exc, root)}") from exc
+
+
+def _entry(root: Path, manifest: dict[str, Any], key: str) -> Any:
+    if not isinstance(manifest, dict) or key not in manifest:
+        raise ModelLoadError(f"{root.name}/{MANIFEST}: has no {key!r} entry")
+    return manifest[key]
+
+
+def _what_failed(exc: Exception, root: Path) -> str:
+    """A short account of why a file could not be read, without the directory's absolute path."""
+    if isinstance(exc, json.JSONDecodeError):
+        if not exc.doc.strip():
+            return "empty file"
+        if exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated"):
+            return f"unexpected end of JSON (line {exc.lineno})"
+        return f"not valid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
+    if isinstance(exc, FileNotFoundError):
+        return "missing"
+    if isinstance(exc, KeyError):
+        return f"has no {exc.args[0]!r} entry"
+    if isinstance(exc, ValueError) and type(exc) is ValueError:
+        return str(exc).replace(str(root), root.name)
+    return f"{type(exc).__name__}: {exc}".replace(str(root), root.name)
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:
@@ -78,8 +132,8 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     path = directory / MANIFEST
     if not path.is_file():
         raise OutdatedModelFormat(f"{directory} has no {MANIFEST}: the model was saved in an older format; {RETRAIN}")
-    manifest = json.loads(path.read_text())
-    found = manifest.get("format_version")
+    manifest = _read(directory, MANIFEST, lambda p: json.loads(p.read_text()))
+    found = manifest.get("format_version") if isinstance(manifest, dict) else None
     if found != FORMAT_VERSION:
         raise OutdatedModelFormat(
             f"{directory} holds model format {found!r}, this version reads format {FORMAT_VERSION}; {RETRAIN}"
