@@ -25,6 +25,7 @@ BUNDLE_DIR = "bundle"  # the artifact folder of these files inside a logged MLfl
 MANIFEST = "manifest.json"
 RETRAIN = "retrain it with `crm-score train`"
 BOOSTERS = {"booster": "booster.txt", "value_booster": "value_booster.txt"}
+PANDAS_LINE = b"pandas_categorical:"  # the last line of a booster file the Python package wrote
 REQUIRED = ("booster", "spec", "encoder")  # a bundle without these scores nothing
 RECORDS = {
     "spec": ("spec.json", FeatureSpec),
@@ -85,7 +86,11 @@ def load_bundle_dir(directory: str | Path) -> ModelBundle:
 
 
 def _booster(path: Path) -> lgb.Booster:
-    """A booster from its LightGBM text file, checked complete first: LightGBM aborts the process on a cut one."""
+    """A booster from its LightGBM text file, checked whole first: LightGBM aborts the process on a cut one.
+
+    Whole: the trees add up to the sizes in the header, and the last line (the Python package's categories,
+    written last) is there and complete.
+    """
     text = path.read_bytes()
     sizes = re.search(rb"^tree_sizes=(.*)$", text, re.MULTILINE)
     start, end = text.find(b"\nTree="), text.find(b"\nend of trees")
@@ -93,7 +98,18 @@ def _booster(path: Path) -> lgb.Booster:
         raise ValueError("not a complete LightGBM model file")
     if sum(int(size) for size in sizes.group(1).split()) != end - start:
         raise ValueError("cut short or altered: its trees do not add up to the sizes in its header")
+    last = text.rstrip().rsplit(b"\n", 1)[-1]
+    if not (last.startswith(PANDAS_LINE) and _is_json(last.removeprefix(PANDAS_LINE))):
+        raise ValueError("cut short or altered: its last line is not a whole `pandas_categorical:` line")
     return lgb.Booster(model_str=text.decode())
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        json.loads(raw)
+    except ValueError:
+        return False
+    return True
 
 
 def _read(root: Path, name: str, read) -> Any:
