@@ -1,11 +1,12 @@
 """The champion model set of a running API: load in the background at start-up, reload on demand, readiness.
 
-Start-up loads in a thread (`ModelRuntime.start`), so the API answers at once, and retries a set that is not
-ready a bounded number of times (a registry that is down may come back). Reload builds a complete new
-`ModelSet` off to the side and swaps one reference, so requests in flight keep the set they started with; a
-reload that loads less than what is serving keeps the old set and says why. A model that cannot be loaded, for
-whatever reason, leaves the API up, not ready, with the reason in `missing`: a short text that names the model,
-its version and the file, and never an absolute path or an internal URL (the log has the full detail).
+Start-up loads in a thread (`ModelRuntime.start`), so the API answers at once, and loads again a bounded
+number of times while the registry does not answer (it may come back; a broken artifact stays broken).
+Reload builds a complete new `ModelSet` off to the side and swaps one reference, so requests in flight keep
+the set they started with; a reload that loads less than what is serving keeps the old set and says why.
+A model that cannot be loaded, whatever the error, leaves the API up, not ready, with the reason in
+`missing`: a short text naming the model, its version and the file, never an absolute path or an internal
+URL (the log has the detail).
 """
 
 from __future__ import annotations
@@ -54,7 +55,10 @@ class ModelSet:
     def need(self, kind: str) -> ModelBundle:
         if kind not in self.bundles:
             name = REGISTERED_NAMES[kind]
-            raise ModelsUnavailable(f"model {name}@champion is not loaded: {self.missing.get(name, 'unknown')}")
+            reason = self.missing.get(name, "unknown")
+            raise ModelsUnavailable(
+                f"model not loaded: {reason if reason.startswith(name) else f'{name}@champion: {reason}'}"
+            )
         return self.bundles[kind]
 
     def funnel(self, kinds: tuple[str, ...]) -> Funnel | None:
@@ -109,7 +113,7 @@ def public_reason(exc: BaseException, name: str | None = None) -> str:
     """Why a model is not loaded, fit for a response: a loader's own message, else the error's type and text,
     without URLs, addresses or absolute paths."""
     text = str(exc) if isinstance(exc, (ModelLoadError, OutdatedModelFormat)) else f"{type(exc).__name__}: {exc}"
-    if name and not text.startswith(name):
+    if name and name not in text:
         text = f"{name}: {text}"
     return _INTERNAL.sub("<hidden>", text)[:300]
 

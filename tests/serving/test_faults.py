@@ -261,7 +261,7 @@ def test_server_listens_at_once_with_the_tracking_server_down(tmp_path):
     }
     started = time.monotonic()
     with uvicorn_server(env, tmp_path / "server.log", wait_for="/health", timeout=30) as base:
-        assert time.monotonic() - started < 30
+        assert time.monotonic() - started < 15  # MLflow alone retried for minutes
         with httpx.Client(base_url=base, timeout=10) as c:
             deadline = time.monotonic() + 60
             while (ready := c.get("/ready")).json()["parts"]["models"] in ("loading",) or "retry" in ready.text:
