@@ -196,12 +196,12 @@ def train(
 def _guarded(job):
     """Run `job`; a store that cannot be reached or used, or a model file that cannot be read, is one line and
     exit 1. No low-level error reaches the CLI framework as `EOFError`, which it would print as `Aborted.`."""
-    from training.artifact import OutdatedModelFormat, UnreadableModel
+    from training.artifact import ModelLoadError, OutdatedModelFormat
     from training.preflight import StoreMoved, TrackingUnreachable
 
     try:
         return job()
-    except (TrackingUnreachable, StoreMoved, UnreadableModel, OutdatedModelFormat) as exc:
+    except (TrackingUnreachable, StoreMoved, ModelLoadError, OutdatedModelFormat) as exc:
         _fail(str(exc))
     except EOFError as exc:
         _fail(f"a file ended too soon: {str(exc) or 'EOFError'}")

@@ -3,21 +3,22 @@
 Start it with `crm-score serve` (which calls `serve`) or `uvicorn serving.api:create_app --factory`.
 `create_app` assembles the app: settings, the model runtime, metrics and the channel advisor on `app.state`
 (read only by `serving.deps`), the middleware, the error handlers and one router per resource
-(`serving.routes`). The @champion models load once at start-up; a model that cannot be loaded leaves the app
-up with `/ready` answering 503 and the reason. Single-lead scoring (a few milliseconds of work) runs inline on
+(`serving.routes`). The @champion models load in the background at start-up, so the app answers at once
+(`/health` 200, `/ready` 503 until they are loaded); a model that cannot be loaded leaves the app up with
+`/ready` answering 503 and the reason. Single-lead scoring (a few milliseconds of work) runs inline on
 the event loop (`CRM_SCORING_INLINE_MAX`); batches and blocking work (SQLite, the registry) go to the threadpool.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import time
 from contextlib import asynccontextmanager
 
 import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from starlette.concurrency import run_in_threadpool
 
 from serving.auth import KeyRing
 from serving.channels import ChannelAdvisor
@@ -114,7 +115,9 @@ def create_app(settings: Settings | None = None, loader=load_model_set) -> FastA
         burst=settings.rate_limit_burst,
     )
     app.state.metrics = metrics
-    app.state.runtime = ModelRuntime(loader=loader, metrics=metrics)
+    app.state.runtime = ModelRuntime(
+        loader=loader, metrics=metrics, attempts=settings.model_load_attempts, backoff_s=settings.model_load_backoff_s
+    )
     app.state.advisor = ChannelAdvisor(settings.data_dir)
     app.add_middleware(GuardAndMeasure, max_body=settings.max_body_bytes, metrics=metrics)
     app.add_exception_handler(ModelsUnavailable, _unavailable)
@@ -127,11 +130,12 @@ def create_app(settings: Settings | None = None, loader=load_model_set) -> FastA
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
-    """Load the champions once at start-up, off the event loop."""
-    await run_in_threadpool(app.state.runtime.load)
+    """Start loading the champions in the background: the server listens at once, whatever the registry does."""
+    app.state.runtime.start()
     try:
         yield
     finally:
+        app.state.runtime.stop()
         gc.unfreeze()  # an app in a longer-lived process (tests) leaves the collector as it found it
 
 
@@ -164,13 +168,19 @@ async def _validation(request: Request, exc: RequestValidationError) -> FastJSON
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
-    """Run the API with uvicorn (one process; uvloop and httptools when installed); exit 1 on a bad setting."""
+    """Run the API with uvicorn (one process; uvloop and httptools when installed); exit 1 on a bad setting.
+
+    MLflow's HTTP retries and timeout come from the settings unless the environment sets them (see `Settings`).
+    """
     import uvicorn
 
     try:
-        get_settings()  # a bad setting ends here in one line, not in the app factory with a traceback
+        settings = get_settings()  # a bad setting ends here in one line, not in the app factory with a traceback
     except InvalidSettings as exc:
         raise SystemExit(f"error: {exc}") from None
+    for name, value in settings.mlflow_http_env().items():
+        os.environ.setdefault(name, value)
+
     uvicorn.run(
         "serving.api:create_app",
         factory=True,

@@ -40,7 +40,7 @@ class ChannelAdvisor:
             if self._tables is None:
                 tables = load_tables(self.data_dir, as_of=self.as_of)
                 if tables.get("channel_spend") is None:
-                    raise ChannelDataMissing(f"{self.data_dir} has no channel_spend table")
+                    raise ChannelDataMissing("the CRM export (CRM_SCORING_DATA_DIR) has no channel_spend table")
                 self.as_of = self.as_of or data_end(tables)
                 self._tables = tables
         return self._tables, self.as_of

@@ -1,24 +1,35 @@
-"""The champion model set of a running API: load at start-up, reload on demand, readiness and status.
+"""The champion model set of a running API: load in the background at start-up, reload on demand, readiness.
 
+Start-up loads in a thread (`ModelRuntime.start`), so the API answers at once, and loads again a bounded
+number of times while the registry does not answer (it may come back; a broken artifact stays broken).
 Reload builds a complete new `ModelSet` off to the side and swaps one reference, so requests in flight keep
 the set they started with; a reload that loads less than what is serving keeps the old set and says why.
-A model that cannot be loaded leaves the API up, not ready, with the reason in `missing`.
+A model that cannot be loaded, whatever the error, leaves the API up, not ready, with the reason in
+`missing`: a short text naming the model, its version and the file, never an absolute path or an internal
+URL (the log has the detail).
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from crmdata.funnel import Funnel
 from serving.metrics import Metrics
+from training.artifact import BUNDLE_DIR, MANIFEST, ModelLoadError, OutdatedModelFormat
 from training.bundle import ModelBundle
 from training.config import MODEL_KINDS, REGISTERED_NAMES
 
 log = logging.getLogger(__name__)
+LOADING = "loading"
+# What a response may not show of an error: URLs (a tracking server's, `sqlite:///...`), addresses, absolute paths.
+_INTERNAL = re.compile(
+    r"\b[a-zA-Z][\w+.-]*://[^\s'\"()]*|\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b|(?<![\w.:])/[^\s'\",()]+"
+)
 
 
 class ModelsUnavailable(RuntimeError):
@@ -31,11 +42,8 @@ class ModelSet:
 
     bundles: dict[str, ModelBundle]
     missing: dict[str, str] = field(default_factory=dict)
+    transient: bool = False  # the registry did not answer: loading again may bring what is missing
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def __post_init__(self) -> None:
-        for bundle in self.bundles.values():
-            bundle.warm()  # build each bundle's column layout now, not on the first request
 
     @property
     def ready(self) -> bool:
@@ -47,7 +55,10 @@ class ModelSet:
     def need(self, kind: str) -> ModelBundle:
         if kind not in self.bundles:
             name = REGISTERED_NAMES[kind]
-            raise ModelsUnavailable(f"model {name}@champion is not loaded: {self.missing.get(name, 'unknown')}")
+            reason = self.missing.get(name, "unknown")
+            raise ModelsUnavailable(
+                f"model not loaded: {reason if reason.startswith(name) else f'{name}@champion: {reason}'}"
+            )
         return self.bundles[kind]
 
     def funnel(self, kinds: tuple[str, ...]) -> Funnel | None:
@@ -56,17 +67,55 @@ class ModelSet:
 
 
 def load_model_set() -> ModelSet:
-    """Load the @champion of every model kind from the registry (MLFLOW_TRACKING_URI or the embedded store)."""
-    from training.registry import configure, load_champions
+    """Load the @champion of every model kind from the registry (MLFLOW_TRACKING_URI or the embedded store).
+
+    Each model that fails, whatever the error, is left out with a public reason; a registry that does not answer
+    is asked once, not once per model.
+    """
+    from training.registry import RegistryUnreachable, configure, load_bundle
 
     try:
         configure()
-        bundles, missing = load_champions()
-    except Exception as exc:  # the registry itself is unreachable: nothing loaded, and say why
-        return ModelSet({}, {name: f"{type(exc).__name__}: {str(exc)[:300]}" for name in REGISTERED_NAMES.values()})
-    for name in (REGISTERED_NAMES[k] for k in MODEL_KINDS if k not in bundles):
-        missing.setdefault(name, "not registered with alias champion")
+    except Exception as exc:
+        log.warning("the model registry could not be opened: %s", exc)
+        return ModelSet({}, dict.fromkeys(REGISTERED_NAMES.values(), public_reason(exc)), transient=True)
+    bundles, missing = {}, {}
+    for kind, name in ((k, REGISTERED_NAMES[k]) for k in MODEL_KINDS):
+        try:
+            bundles[kind] = usable(kind, load_bundle(name)[0])
+        except RegistryUnreachable as exc:
+            log.warning("%s", exc)
+            for rest in (REGISTERED_NAMES[k] for k in MODEL_KINDS if k not in bundles):
+                missing.setdefault(rest, f"{rest}@champion: the model registry did not answer")
+            return ModelSet(bundles, missing, transient=True)
+        except Exception as exc:
+            expected = isinstance(exc, (ModelLoadError, OutdatedModelFormat))
+            log.warning("model %s not loaded: %s", name, exc, exc_info=not expected)
+            missing[name] = public_reason(exc, name)
     return ModelSet(bundles, missing)
+
+
+def usable(kind: str, bundle: ModelBundle) -> ModelBundle:
+    """`bundle`, checked to be a `kind` model whose column layout builds (built now, not on the first request)."""
+    where = f"{REGISTERED_NAMES[kind]} version {bundle.metadata.version}"
+    if bundle.kind != kind:
+        raise ModelLoadError(f"{where}: a {bundle.kind} model, not a {kind} model ({BUNDLE_DIR}/{MANIFEST})")
+    try:
+        bundle.warm()
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{where}: {BUNDLE_DIR}/encoder.json does not fit {BUNDLE_DIR}/spec.json ({type(exc).__name__}: {exc})"
+        ) from exc
+    return bundle
+
+
+def public_reason(exc: BaseException, name: str | None = None) -> str:
+    """Why a model is not loaded, fit for a response: a loader's own message, else the error's type and text,
+    without URLs, addresses or absolute paths."""
+    text = str(exc) if isinstance(exc, (ModelLoadError, OutdatedModelFormat)) else f"{type(exc).__name__}: {exc}"
+    if name and name not in text:
+        text = f"{name}: {text}"
+    return _INTERNAL.sub("<hidden>", text)[:300]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,49 +125,90 @@ class ReloadOutcome:
     swapped: bool
     models: ModelSet
     errors: dict[str, str]
+    transient: bool = False  # the new set's failures may pass (the registry did not answer)
 
 
 class ModelRuntime:
-    """The current `ModelSet` of one app; `load` at start-up and `reload` (both blocking: run off the loop)."""
+    """The current `ModelSet` of one app: `start` loads it in the background, `reload` on demand (blocking)."""
 
-    def __init__(self, loader=load_model_set, metrics: Metrics | None = None):
-        self.current = ModelSet({}, {"models": "not loaded yet"})
+    def __init__(self, loader=load_model_set, metrics: Metrics | None = None, attempts: int = 1, backoff_s: float = 0):
+        self.current = ModelSet({}, dict.fromkeys(REGISTERED_NAMES.values(), f"still {LOADING}"))
         self._loader = loader
         self._metrics = metrics or Metrics()
         self._lock = threading.Lock()
+        self._attempts, self._backoff_s = attempts, backoff_s
+        self._progress = LOADING
+        self._loaded, self._stopping = threading.Event(), threading.Event()
 
     @property
     def ready(self) -> bool:
         return self.current.ready
 
-    def load(self) -> ModelSet:
-        """Load the champions at start-up; a set with missing models still serves (not ready, with reasons)."""
-        outcome = self._swap(always=True)
-        settle_heap()
-        self._publish(outcome.models)
-        if not outcome.models.ready:
-            log.warning("serving without all models: %s", outcome.models.missing)
-        return outcome.models
+    @property
+    def state(self) -> str:
+        """What `/ready` says of the models: ok, loading, retrying (attempt k of n), or unavailable and which."""
+        models = self.current
+        if models.ready:
+            return "ok"
+        if not self._loaded.is_set():
+            return self._progress
+        return f"unavailable: {', '.join(sorted(models.missing)) or 'a model kind'} not loaded"
+
+    def start(self) -> None:
+        """Load the champions in a background thread, retrying while the registry does not answer (a broken
+        artifact stays broken): `attempts` in all, the waits `backoff_s`, then doubled each time."""
+        threading.Thread(target=self._load_with_retries, name="model-loader", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop retrying (an attempt under way finishes)."""
+        self._stopping.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the start-up loading is over (loaded, or out of attempts); False on timeout."""
+        return self._loaded.wait(timeout)
+
+    def _load_with_retries(self) -> None:
+        """Serve the first set loaded, whatever it holds; load again while its failures may pass."""
+        try:
+            for attempt in range(1, self._attempts + 1):
+                if attempt > 1:
+                    self._progress = f"retrying (attempt {attempt} of {self._attempts})"
+                outcome = self._refresh(always=attempt == 1)
+                last = attempt == self._attempts or self.current.ready
+                if not outcome.transient or last or self._stopping.wait(self._backoff_s * 2 ** (attempt - 1)):
+                    break
+            if not self.current.ready:
+                log.warning("serving without all models: %s", self.current.missing)
+        finally:
+            self._loaded.set()
 
     def reload(self) -> ReloadOutcome:
         """Load the champions again and swap them in, or keep the serving set when the new one is worse."""
-        outcome = self._swap()
+        outcome = self._refresh()
+        self._metrics.reloads.labels("ok" if outcome.swapped else "failed").inc()
+        return outcome
+
+    def _refresh(self, always: bool = False) -> ReloadOutcome:
+        outcome = self._swap(always)
         if outcome.swapped:
             settle_heap()
-        self._metrics.reloads.labels("ok" if outcome.swapped else "failed").inc()
         self._publish(outcome.models)
         return outcome
 
     def _swap(self, always: bool = False) -> ReloadOutcome:
         """Load a new set and serve it if `always`, if it is ready, or if it is no worse than a set not ready."""
         with self._lock:
-            new = self._loader()
+            try:
+                new = self._loader()
+            except Exception as exc:  # a loader that fails outright: a reason, never an error of the API
+                log.exception("loading the models failed")
+                new = ModelSet({}, dict.fromkeys(REGISTERED_NAMES.values(), public_reason(exc)), transient=True)
             old = self.current
             if always or new.ready or (not old.ready and len(new.bundles) >= len(old.bundles)):
                 self.current = new  # one reference assignment: atomic for readers
-                return ReloadOutcome(swapped=True, models=new, errors=new.missing)
+                return ReloadOutcome(swapped=True, models=new, errors=new.missing, transient=new.transient)
             log.warning("model reload failed, keeping the loaded models: %s", new.missing)
-            return ReloadOutcome(swapped=False, models=old, errors=new.missing)
+            return ReloadOutcome(swapped=False, models=old, errors=new.missing, transient=new.transient)
 
     def _publish(self, models: ModelSet) -> None:
         versions = models.versions()

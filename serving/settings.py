@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     # 1,500 single leads a second on 2 cores), so it stops a runaway client, not a busy one.
     rate_limit_per_second: float = Field(default=1000.0, ge=0, le=1e6, allow_inf_nan=False)
     rate_limit_burst: int = Field(default=2000, ge=1, le=10_000_000)
+    # Start-up loads the champions in the background (the API answers meanwhile, `/ready` 503) and tries again
+    # while the set is not ready: this many attempts in all, the first wait this many seconds, doubled each time.
+    model_load_attempts: int = Field(default=5, ge=1, le=100)
+    model_load_backoff_s: float = Field(default=2.0, ge=0, le=600)
+    # MLflow's own retries and timeout (seconds) of each registry request, unless MLFLOW_HTTP_REQUEST_MAX_RETRIES
+    # or MLFLOW_HTTP_REQUEST_TIMEOUT is set: its defaults (7 retries with backoff, 120 s) hold one load for
+    # minutes when the tracking server is down. Applied by `serving.api.serve`.
+    registry_http_retries: int = Field(default=1, ge=0, le=10)
+    registry_http_timeout_s: int = Field(default=10, ge=1, le=600)
 
     @field_validator("api_keys")
     @classmethod
@@ -77,6 +86,13 @@ class Settings(BaseSettings):
         from training.registry import models_dir
 
         return self.models_dir.resolve() if self.models_dir is not None else models_dir()
+
+    def mlflow_http_env(self) -> dict[str, str]:
+        """MLflow's HTTP request settings (environment variables it reads on each request) from these settings."""
+        return {
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(self.registry_http_retries),
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": str(self.registry_http_timeout_s),
+        }
 
     def prospects_path(self) -> Path:
         """The prospect store the API reads: `prospects_db`, else prospects.db in the models folder."""

@@ -5,7 +5,8 @@ the cutoff) and replaces the store atomically (a new file renamed over the old o
 half-written list. A prospect is *stalled* when `stall_ratio >= 2`: it has spent at least twice the typical
 (median) time of its current funnel stage there. Every filter has a composite index with each ranking
 (`expected_value` or `probability`, then `customer_id`), so that a filtered page is an index range scan and
-keyset pagination (`cursor`) stays a few milliseconds deep into a million rows.
+keyset pagination (`cursor`) stays a few milliseconds deep into a million rows. A store that cannot be read
+(damaged, cut short, not a prospect store) raises `StoreUnreadable`, with a reason and no path.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ _TYPES = {
     "p_key": "REAL NOT NULL",
 }
 _TEXT = {"conversion_tier", "churn_risk", "source_channel", "current_stage", "industry", "region", "top_reasons"}
+SQLITE_MAGIC = b"SQLite format 3\x00"
+UNREADABLE = "unreadable"
 _MISSING_KEY = -1.0  # ranks rows without a value after every real value (probabilities and values are >= 0)
 
 
@@ -67,6 +70,14 @@ class BadCursor(ValueError):
 
 class StoreMissing(FileNotFoundError):
     """No prospect list has been written yet."""
+
+
+class StoreUnreadable(RuntimeError):
+    """The prospect store exists but cannot be read; `why` says what is wrong with it, without its path."""
+
+    def __init__(self, why: str):
+        super().__init__(f"the prospect list cannot be read ({why}); run `crm-score score` to write it again")
+        self.why = why
 
 
 def default_db_path() -> Path:
@@ -174,13 +185,33 @@ def decode_cursor(cursor: str, order: str) -> tuple[float, str]:
 
 
 def connect(db_path: str | os.PathLike) -> sqlite3.Connection:
-    """A read-only connection to the store; `StoreMissing` when none has been written."""
+    """A read-only connection to the store; `StoreMissing` when none has been written, `StoreUnreadable` when
+    the file is not a whole SQLite database."""
     path = Path(db_path)
     if not path.is_file():
-        raise StoreMissing(f"no prospect list at {path}: run `crm-score score` first")
+        raise StoreMissing("no prospect list has been written yet: run `crm-score score` first")
+    _check_file(path)
     con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
     con.row_factory = sqlite3.Row
     return con
+
+
+def _check_file(path: Path) -> None:
+    """Refuse a file that is not a whole SQLite database before SQLite reads it: a cut one answers the pages it
+    still has and fails on the others. `write_prospects` writes without a journal, so the header's page count
+    is the file's size (SQLite's file format, "The Database Header")."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(100)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise StoreUnreadable(type(exc).__name__) from exc
+    if len(head) < 100 or not head.startswith(SQLITE_MAGIC):
+        raise StoreUnreadable("not an SQLite database")
+    page_size = int.from_bytes(head[16:18], "big")
+    pages = int.from_bytes(head[28:32], "big")
+    if head[24:28] == head[92:96] and size < pages * (65536 if page_size == 1 else page_size):
+        raise StoreUnreadable("the file is cut short")
 
 
 def query_prospects(db_path: str | os.PathLike, q: ProspectQuery) -> dict:
@@ -192,6 +223,8 @@ def query_prospects(db_path: str | os.PathLike, q: ProspectQuery) -> dict:
         sql, args = page_sql(con, q)
         rows = con.execute(sql, args).fetchall()
         meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as exc:  # damaged pages, a missing table or column
+        raise StoreUnreadable(str(exc)) from exc
     finally:
         con.close()
     more = len(rows) > q.limit
@@ -205,6 +238,27 @@ def query_prospects(db_path: str | os.PathLike, q: ProspectQuery) -> dict:
     last = rows[-1] if rows else None
     cursor = encode_cursor(q.order, last["rank_key"], last["customer_id"]) if more and last else None
     return {"items": items, "next_cursor": cursor, "scored_at": meta.get("scored_at")}
+
+
+def store_state(db_path: str | os.PathLike) -> str:
+    """What `/ready` says of the store: "ok", "not written yet" or "unreadable: why" (`UNREADABLE`).
+
+    Cheap enough for every probe: the file's header, the meta table and one row of every column.
+    """
+    try:
+        con = connect(db_path)
+    except StoreMissing:
+        return "not written yet"
+    except StoreUnreadable as exc:
+        return f"{UNREADABLE}: {exc.why}"
+    try:
+        con.execute("SELECT key, value FROM meta").fetchall()
+        con.execute(f"SELECT {', '.join(COLUMNS)}, ev_key, p_key FROM prospects LIMIT 1").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return f"{UNREADABLE}: {exc}"
+    finally:
+        con.close()
+    return "ok"
 
 
 def page_sql(con: sqlite3.Connection, q: ProspectQuery) -> tuple[str, list]:

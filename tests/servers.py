@@ -24,13 +24,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def api_client(settings: Settings, models: ModelSet | None = None, loader=None) -> Iterator[TestClient]:
+def api_client(
+    settings: Settings, models: ModelSet | None = None, loader=None, wait: bool = True
+) -> Iterator[TestClient]:
     """A TestClient of `create_app(settings)` serving `models`, or what `loader` loads (default: the registry's
-    champions)."""
+    champions), once the start-up loading is over (unless not `wait`: models load in the background)."""
     if models is not None:
         loader = lambda: models  # noqa: E731
     app = create_app(settings) if loader is None else create_app(settings, loader=loader)
     with TestClient(app) as client:
+        assert not wait or app.state.runtime.wait(180), "models still loading after 180 s"
         yield client
 
 
@@ -41,13 +44,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def uvicorn_server(env: dict[str, str], log: Path, timeout: float = 180) -> Iterator[str]:
+def uvicorn_server(env: dict[str, str], log: Path, timeout: float = 180, wait_for: str = "/ready") -> Iterator[str]:
     """`serving.api.serve` in a subprocess with `env` added to the environment; yields its base URL once
-    `/ready` answers 200, and stops it afterwards. The server's output goes to `log`."""
+    `wait_for` answers 200 (`/health`: listening, models possibly still loading), and stops it afterwards.
+    The server's output goes to `log`."""
     port = free_port()
     code = f"from serving.api import serve; serve('127.0.0.1', {port}, log_level='warning')"
     base = f"http://127.0.0.1:{port}"
-    with running([sys.executable, "-c", code], f"{base}/ready", {**os.environ, **env}, log, timeout):
+    with running([sys.executable, "-c", code], f"{base}{wait_for}", {**os.environ, **env}, log, timeout):
         yield base
 
 

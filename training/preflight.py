@@ -56,7 +56,7 @@ def check_tracking(uri: str) -> None:
 
 def broken_champions(kinds=MODEL_KINDS) -> list[BrokenChampion]:
     """The champions of `kinds` that are registered but cannot be loaded (older format, files cut or missing)."""
-    from training.artifact import OutdatedModelFormat, UnreadableModel
+    from training.artifact import ModelLoadError, OutdatedModelFormat
     from training.registry import CHAMPION, alias_version, load_bundle
 
     broken = []
@@ -67,7 +67,7 @@ def broken_champions(kinds=MODEL_KINDS) -> list[BrokenChampion]:
             continue
         try:
             load_bundle(name, version=str(current.version))
-        except (OutdatedModelFormat, UnreadableModel) as exc:
+        except (OutdatedModelFormat, ModelLoadError) as exc:
             broken.append(BrokenChampion(name=name, version=str(current.version), error=str(exc.__cause__ or exc)))
         except OSError as exc:  # the files are gone from where the registry says they are
             broken.append(BrokenChampion(name=name, version=str(current.version), error=_cause(exc)))

@@ -102,25 +102,29 @@ def load_bundle(name: str, alias: str = CHAMPION, version: str | None = None):
     """Download and load the bundle of `name@alias` (or a version); returns (bundle, model version).
 
     The bundle's metadata carries the registry version and the training that made it champion. A model saved
-    in an older format raises `OutdatedModelFormat`, naming the model and asking for a retrain; one whose files
-    cannot be read raises `UnreadableModel` naming the model, the version and the file.
+    in an older format raises `OutdatedModelFormat`, naming the model and asking for a retrain; any other failure
+    `ModelLoadError`, naming the model, the version and the file (`RegistryUnreachable` when the registry did not
+    answer).
     """
     import mlflow
-    from mlflow import MlflowClient
 
-    from training.artifact import BUNDLE_DIR, OutdatedModelFormat, UnreadableModel, load_bundle_dir
+    from training.artifact import BUNDLE_DIR, ModelLoadError, OutdatedModelFormat, load_bundle_dir
 
-    client = MlflowClient()
-    mv = client.get_model_version(name, version) if version else client.get_model_version_by_alias(name, alias)
-    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{mv.version}")
+    mv = _model_version(name, alias, version)
     try:
+        local = mlflow.artifacts.download_artifacts(f"models:/{name}/{mv.version}")
         bundle = load_bundle_dir(Path(local) / "artifacts" / BUNDLE_DIR)
+        if bundle.metadata is None:
+            raise ModelLoadError(f"{BUNDLE_DIR}/metadata.json: not in the manifest")
     except OutdatedModelFormat as exc:
         raise OutdatedModelFormat(
             f"model {name} version {mv.version} was saved in an older format; retrain it with `crm-score train`"
         ) from exc
-    except UnreadableModel as exc:
-        raise UnreadableModel(f"model {name} version {mv.version}: {exc}") from exc
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{name} version {mv.version}: {exc}") from exc
+    except Exception as exc:  # the download: a missing or unreachable artifact store
+        detail = f"{type(exc).__name__}: {str(exc)[:300]}"
+        raise ModelLoadError(f"{name} version {mv.version}: artifacts not downloaded: {detail}") from exc
     tags = mv.tags or {}
     bundle.metadata = replace(bundle.metadata, version=str(mv.version), champion_set=tags.get(CHAMPION_SET))
     return bundle, mv
@@ -137,8 +141,33 @@ def champion_set_is_consistent(bundles: dict) -> bool:
     return len(marks) <= 1 and None not in marks
 
 
+class RegistryUnreachable(RuntimeError):
+    """The registry did not answer a lookup; the message carries its error, which may hold its address."""
+
+
+def _model_version(name: str, alias: str, version: str | None):
+    """The registry's record of `name` version `version`, else of `name@alias`."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from training.artifact import ModelLoadError
+
+    wanted = f"version {version}" if version else f"@{alias}"
+    try:
+        client = MlflowClient()
+        return client.get_model_version(name, version) if version else client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise ModelLoadError(f"{name}{' ' if version else ''}{wanted}: not registered") from exc
+        raise RegistryUnreachable(f"{name}{wanted}: the model registry did not answer: {str(exc)[:300]}") from exc
+    except Exception as exc:
+        detail = f"{type(exc).__name__}: {str(exc)[:300]}"
+        raise RegistryUnreachable(f"{name}{wanted}: the model registry did not answer: {detail}") from exc
+
+
 def load_champions(kinds=None) -> tuple[dict, dict[str, str]]:
     """The @champion bundle of each model kind, and why any could not be loaded."""
+    from training.artifact import ModelLoadError, OutdatedModelFormat
     from training.config import MODEL_KINDS, REGISTERED_NAMES
 
     bundles, missing = {}, {}
@@ -149,6 +178,8 @@ def load_champions(kinds=None) -> tuple[dict, dict[str, str]]:
         name = REGISTERED_NAMES[kind]
         try:
             bundles[kind], _ = load_bundle(name, CHAMPION)
+        except (ModelLoadError, OutdatedModelFormat, RegistryUnreachable) as exc:
+            missing[name] = str(exc)
         except Exception as exc:
-            missing[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            missing[name] = f"{name}: {type(exc).__name__}: {str(exc)[:300]}"
     return bundles, missing

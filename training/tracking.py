@@ -16,7 +16,7 @@ import numpy as np
 from mlflow import MlflowClient
 
 from training import plots
-from training.artifact import OutdatedModelFormat, UnreadableModel
+from training.artifact import ModelLoadError, OutdatedModelFormat
 from training.config import REGISTERED_NAMES, TrainConfig
 from training.evaluate import HEADLINE
 from training.fitting import lightgbm_params
@@ -223,7 +223,7 @@ def decide_version(name: str, version: str, result: ModelResult, tables: dict, p
             figure, source = champion_figure(name, champion_version, result, tables)
         except OutdatedModelFormat:
             outdated = True
-        except UnreadableModel as exc:
+        except ModelLoadError as exc:
             broken = str(exc.__cause__ or exc)
     return decide_promotion(
         policy,

@@ -1,10 +1,13 @@
-"""Operations routes: liveness, readiness (every champion loaded) and Prometheus metrics; no key needed."""
+"""Operations routes: liveness, readiness (every champion loaded, the prospect store readable) and Prometheus
+metrics; no key needed, so no body carries a path or an internal URL."""
 
 from __future__ import annotations
 
 from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from serving.deps import MetricsDep, ModelsDep
+from serving import store
+from serving.deps import MetricsDep, RuntimeDep, StoreDep
 from serving.routes.responses import FastJSONResponse, new_router
 
 router = new_router(tags=["ops"])
@@ -17,12 +20,18 @@ async def health() -> dict:
 
 @router.get(
     "/ready",
-    summary="Readiness: every champion model loaded",
-    responses={503: {"description": "A model is not loaded; the body says which and why."}},
+    summary="Readiness: every champion model loaded, the prospect store readable (or not written yet)",
+    responses={503: {"description": "A part is down: `parts` says which, `missing` which model and why."}},
 )
-async def ready(models: ModelsDep):
-    body = {"ready": models.ready, "versions": models.versions(), "missing": models.missing}
-    return FastJSONResponse(body, status_code=200 if models.ready else 503)
+async def ready(runtime: RuntimeDep, db_path: StoreDep):
+    """`parts`: the models (ok, loading, retrying, unavailable) and the prospect store (ok, not written yet,
+    unreadable: why)."""
+    models = runtime.current
+    prospects = await run_in_threadpool(store.store_state, db_path)
+    ready = models.ready and not prospects.startswith(store.UNREADABLE)
+    parts = {"models": runtime.state, "prospects": prospects}
+    body = {"ready": ready, "versions": models.versions(), "missing": models.missing, "parts": parts}
+    return FastJSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)

@@ -1,10 +1,12 @@
 """The ranked prospect list of the latest `crm-score score` run, filtered, in keyset pages, as JSON or CSV.
 
-A plain `def` route: SQLite reads block, so FastAPI runs it in the threadpool.
+A plain `def` route: SQLite reads block, so FastAPI runs it in the threadpool. No store yet is a 404, a store
+that cannot be read a 503 (only this route is unavailable); the bodies say why and what to run, the log where.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Literal
 
 from fastapi import Query
@@ -18,6 +20,7 @@ from serving.schemas import ProspectPage
 from serving.settings import CSV_PAGE_MAX
 
 router = new_router(tags=["prospects"])
+log = logging.getLogger(__name__)
 
 
 @router.get(
@@ -26,6 +29,7 @@ router = new_router(tags=["prospects"])
     response_model=ProspectPage,
     responses={
         404: {"description": "No prospect list written yet"},
+        503: {"description": "The prospect list cannot be read; the body says why"},
         200: {"content": {"text/csv": {}}, "description": "A page of prospects (JSON or CSV)"},
     },
 )
@@ -60,7 +64,11 @@ def prospects(
     except store.BadCursor as exc:
         raise invalid(("query", "cursor"), str(exc)) from None
     except store.StoreMissing as exc:
+        log.info("no prospect list at %s", db_path)
         return problem(404, str(exc))
+    except store.StoreUnreadable as exc:
+        log.warning("the prospect list at %s cannot be read: %s", db_path, exc.why)
+        return problem(503, str(exc))
     if format == "csv":
         return _csv(page)
     return FastJSONResponse(page)

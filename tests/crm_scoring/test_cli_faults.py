@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from crm_scoring import pipelines
 from crm_scoring.cli import app
-from training.artifact import UnreadableModel
+from training.artifact import ModelLoadError
 
 runner = CliRunner()
 
@@ -17,7 +17,7 @@ runner = CliRunner()
     [
         (EOFError(), "error: a file ended too soon: EOFError"),
         (
-            UnreadableModel("model crm_churn version 3: booster.txt: cut"),
+            ModelLoadError("model crm_churn version 3: booster.txt: cut"),
             "error: model crm_churn version 3: booster.txt",
         ),
     ],
