@@ -9,11 +9,19 @@ from typing import Annotated
 
 import typer
 
+from crm_scoring.console import fail as _fail
+from crm_scoring.console import guarded as _guarded
+from crm_scoring.upkeep import champions_app, runs_app, store_app
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Score CRM leads and customers: simulate, validate, train, score, evaluate, budget, serve, demo.",
 )
+
+app.add_typer(runs_app, name="runs")
+app.add_typer(store_app, name="store")
+app.add_typer(champions_app, name="champions")
 
 DataDir = Annotated[Path, typer.Option("--data", help="Input directory: one NAME.parquet or NAME.csv per table.")]
 
@@ -21,12 +29,6 @@ DataDir = Annotated[Path, typer.Option("--data", help="Input directory: one NAME
 class Format(StrEnum):
     parquet = "parquet"
     csv = "csv"
-
-
-def _fail(message: str, code: int = 1) -> None:
-    """Print an error to stderr and exit non-zero."""
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
 
 
 @app.callback()
@@ -193,20 +195,6 @@ def train(
         _fail("no model could be trained on this data (see the reasons above)")
 
 
-def _guarded(job):
-    """Run `job`; a store that cannot be reached or used, or a model file that cannot be read, is one line and
-    exit 1. No low-level error reaches the CLI framework as `EOFError`, which it would print as `Aborted.`."""
-    from training.artifact import ModelLoadError, OutdatedModelFormat
-    from training.preflight import StoreMoved, TrackingUnreachable
-
-    try:
-        return job()
-    except (TrackingUnreachable, StoreMoved, ModelLoadError, OutdatedModelFormat) as exc:
-        _fail(str(exc))
-    except EOFError as exc:
-        _fail(f"a file ended too soon: {str(exc) or 'EOFError'}")
-
-
 def _end_runs_on_sigterm() -> None:
     """Turn SIGTERM into `SystemExit`, so the open MLflow runs end FAILED instead of staying RUNNING."""
     import signal
@@ -215,50 +203,6 @@ def _end_runs_on_sigterm() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-
-
-runs_app = typer.Typer(no_args_is_help=True, help="Upkeep of the tracking store's runs.")
-store_app = typer.Typer(no_args_is_help=True, help="Upkeep of the embedded model store (models/).")
-app.add_typer(runs_app, name="runs")
-app.add_typer(store_app, name="store")
-
-
-@runs_app.command("cleanup")
-def runs_cleanup(
-    older_than_hours: Annotated[
-        float, typer.Option("--older-than-hours", min=0, help="Only runs started longer ago than this.")
-    ] = 24.0,
-) -> None:
-    """Mark FAILED the runs still RUNNING after a training was killed (kill -9 leaves them RUNNING forever)."""
-    from crm_scoring import pipelines
-
-    failed = _guarded(lambda: pipelines.cleanup_runs(older_than_hours))
-    typer.echo(f"marked {len(failed)} run(s) FAILED" + "".join(f"\n  {run_id}" for run_id in failed))
-
-
-@store_app.command("relocate")
-def store_relocate(
-    models: Annotated[
-        Path | None, typer.Option("--models", help="The moved models/ folder (default: the one in use).")
-    ] = None,
-) -> None:
-    """Point a moved or copied embedded store at its own folder.
-
-    `mlflow.db` records its artifacts by absolute path; after moving `models/`, run this once in the new place
-    (until then no model loads from it, and a copy never reads the original's files).
-    """
-    from crm_scoring import pipelines
-
-    if models is not None and not models.is_dir():
-        _fail(f"{models}: not a directory", 2)
-    try:
-        moved = pipelines.relocate_store(models)
-    except (FileNotFoundError, ValueError) as exc:
-        _fail(str(exc), 2)
-    if not moved.rows:
-        typer.echo(f"already in place: {moved.new_root}")
-        return
-    typer.echo(f"relocated {moved.rows} record(s) from {moved.old_root} to {moved.new_root}")
 
 
 @app.command()

@@ -87,6 +87,26 @@ def cleanup_runs(older_than_hours: float) -> list[str]:
     return fail_stale_runs(older_than_hours)
 
 
+def champion_marks():
+    """The registry's champions: name -> the training that put each in place, and name -> version."""
+    from training.champion_set import champion_marks as marks
+    from training.preflight import check_tracking
+    from training.registry import configure
+
+    check_tracking(configure())
+    return marks()
+
+
+def repair_champions():
+    """Finish the champion move a killed training left half done (`training.champion_set.repair`)."""
+    from training.champion_set import repair
+    from training.preflight import check_tracking
+    from training.registry import configure
+
+    check_tracking(configure())
+    return repair()
+
+
 def relocate_store(models: Path | None = None):
     """Point the embedded store (default: the `models/` folder in use) at the folder it now lives in."""
     from training.maintenance import relocate_store as relocate

@@ -52,6 +52,9 @@ class ModelSet:
     def versions(self) -> dict[str, str]:
         return {kind: str(b.metadata.version) for kind, b in self.bundles.items()}
 
+    def versions_by_name(self) -> dict[str, str]:
+        return {REGISTERED_NAMES[kind]: version for kind, version in self.versions().items()}
+
     def need(self, kind: str) -> ModelBundle:
         if kind not in self.bundles:
             name = REGISTERED_NAMES[kind]
@@ -60,6 +63,17 @@ class ModelSet:
                 f"model not loaded: {reason if reason.startswith(name) else f'{name}@champion: {reason}'}"
             )
         return self.bundles[kind]
+
+    def marks(self) -> dict[str, str | None]:
+        """Each loaded champion's training (the run that put it in place), by registered name."""
+        return {REGISTERED_NAMES[kind]: b.metadata.champion_set for kind, b in self.bundles.items()}
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the loaded champions come from more than one training (or carry no mark)."""
+        from training.champion_set import mixed_marks
+
+        return bool(self.bundles) and mixed_marks(self.marks())
 
     def funnel(self, kinds: tuple[str, ...]) -> Funnel | None:
         """The funnel the first loaded model of `kinds` was trained with (None when none is loaded)."""
@@ -131,12 +145,20 @@ class ReloadOutcome:
 class ModelRuntime:
     """The current `ModelSet` of one app: `start` loads it in the background, `reload` on demand (blocking)."""
 
-    def __init__(self, loader=load_model_set, metrics: Metrics | None = None, attempts: int = 1, backoff_s: float = 0):
+    def __init__(
+        self,
+        loader=load_model_set,
+        metrics: Metrics | None = None,
+        attempts: int = 1,
+        backoff_s: float = 0,
+        allow_mixed: bool = False,
+    ):
         self.current = ModelSet({}, dict.fromkeys(REGISTERED_NAMES.values(), f"still {LOADING}"))
         self._loader = loader
         self._metrics = metrics or Metrics()
         self._lock = threading.Lock()
         self._attempts, self._backoff_s = attempts, backoff_s
+        self._allow_mixed = allow_mixed
         self._progress = LOADING
         self._loaded, self._stopping = threading.Event(), threading.Event()
 
@@ -149,7 +171,7 @@ class ModelRuntime:
         """What `/ready` says of the models: ok, loading, retrying (attempt k of n), or unavailable and which."""
         models = self.current
         if models.ready:
-            return "ok"
+            return f"ok ({mixed_reason(models)})" if models.mixed else "ok"
         if not self._loaded.is_set():
             return self._progress
         return f"unavailable: {', '.join(sorted(models.missing)) or 'a model kind'} not loaded"
@@ -203,6 +225,8 @@ class ModelRuntime:
             except Exception as exc:  # a loader that fails outright: a reason, never an error of the API
                 log.exception("loading the models failed")
                 new = ModelSet({}, dict.fromkeys(REGISTERED_NAMES.values(), public_reason(exc)), transient=True)
+            if new.mixed and not self._allow_mixed:
+                new = refused(new)
             old = self.current
             if always or new.ready or (not old.ready and len(new.bundles) >= len(old.bundles)):
                 self.current = new  # one reference assignment: atomic for readers
@@ -213,6 +237,23 @@ class ModelRuntime:
     def _publish(self, models: ModelSet) -> None:
         versions = models.versions()
         self._metrics.set_versions({name: versions.get(kind) for kind, name in REGISTERED_NAMES.items()})
+
+
+def mixed_reason(models: ModelSet) -> str:
+    """One line naming each champion's version and training, for a set that is not one training's."""
+    from training.champion_set import describe_mixed
+
+    return describe_mixed(models.marks(), models.versions_by_name())
+
+
+def refused(models: ModelSet) -> ModelSet:
+    """A mixed set, not served: every model missing, with the set described and what to run."""
+    why = (
+        f"{mixed_reason(models)}; a training died while moving the champion aliases: run "
+        "`crm-score champions repair`, then reload (CRM_SCORING_ALLOW_MIXED_CHAMPIONS=true serves such a set)"
+    )
+    log.warning("not serving the champions: %s", why)
+    return ModelSet({}, {name: why for name in REGISTERED_NAMES.values()})
 
 
 def settle_heap() -> None:
@@ -246,5 +287,6 @@ def model_status(models: ModelSet) -> dict:
         "ready": models.ready,
         "models": items,
         "missing": models.missing,
+        "champion_set": {"consistent": not models.mixed, "trainings": models.marks()},
         "loaded_at": models.loaded_at.isoformat(timespec="seconds"),
     }

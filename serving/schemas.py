@@ -250,10 +250,18 @@ class ModelInfo(BaseModel):
     holdout_metrics: dict[str, Any]
 
 
+class ChampionSet(BaseModel):
+    """Whether the loaded champions were put in place by one training, and each one's training (run id)."""
+
+    consistent: bool
+    trainings: dict[str, str | None]
+
+
 class ModelsStatus(BaseModel):
     ready: bool
     models: list[ModelInfo]
     missing: dict[str, str]
+    champion_set: ChampionSet
     loaded_at: str | None
 
 

@@ -14,6 +14,7 @@ from training.config import EXPERIMENT
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 CHAMPION_SET = "champion_set"  # version tag: the run id of the training that put the champions in place
+CHAMPION_SET_AT = "champion_set_at"  # version tag: when that training began moving them (epoch milliseconds)
 
 
 def models_dir() -> Path:
@@ -137,8 +138,9 @@ def champion_set_is_consistent(bundles: dict) -> bool:
     whose champions carry different ids (or none) is mixed: a training died while moving them, or champions
     were aliased by hand.
     """
-    marks = {bundle.metadata.champion_set for bundle in bundles.values()}
-    return len(marks) <= 1 and None not in marks
+    from training.champion_set import mixed_marks
+
+    return not mixed_marks({kind: bundle.metadata.champion_set for kind, bundle in bundles.items()})
 
 
 class RegistryUnreachable(RuntimeError):

@@ -8,6 +8,7 @@ aliased `challenger`; at the end, the versions `decide_promotion` promotes are a
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,7 @@ from training.registry import (
     CHALLENGER,
     CHAMPION,
     CHAMPION_SET,
+    CHAMPION_SET_AT,
     alias_version,
     configure,
     ensure_experiment,
@@ -84,20 +86,27 @@ def log_and_register(
 
 
 def move_champions(moves: dict[str, str], training_run_id: str) -> None:
-    """Alias each `name: version` of `moves` champion, then mark every champion with this training's run id.
+    """Alias each `name: version` of `moves` champion, then mark every champion with this training's run id
+    (and when the move began, which tells `training.champion_set.repair` the newest move of a mixed set).
 
     The new versions are marked first and the champions kept in place last, so a set cut short at any point
     carries two marks and `training.registry.champion_set_is_consistent` calls it mixed.
     """
     client = MlflowClient()
-    for name, version in moves.items():
+    began = str(int(time.time() * 1000))
+
+    def mark(name: str, version: str) -> None:
+        client.set_model_version_tag(name, version, CHAMPION_SET_AT, began)
         client.set_model_version_tag(name, version, CHAMPION_SET, training_run_id)
+
+    for name, version in moves.items():
+        mark(name, version)
     for name, version in moves.items():
         client.set_registered_model_alias(name, CHAMPION, version)
     for name in REGISTERED_NAMES.values():
         current = alias_version(name, CHAMPION)
         if current is not None and name not in moves:
-            client.set_model_version_tag(name, current.version, CHAMPION_SET, training_run_id)
+            mark(name, str(current.version))
 
 
 def log_model_run(

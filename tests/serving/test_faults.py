@@ -275,3 +275,48 @@ def test_server_listens_at_once_with_the_tracking_server_down(tmp_path):
             assert scored.status_code == 503
             assert_public(scored.text)
     assert f":{closed}" in (tmp_path / "server.log").read_text()  # the detail is in the server's log
+
+
+# ------------------------------------------------------------------------------------------- mixed champion set
+
+
+def _mixed(champions: runtime.ModelSet) -> runtime.ModelSet:
+    """The champions with churn's from another training (a training killed while moving the aliases)."""
+    from dataclasses import replace
+
+    churn = replace(champions.bundles["churn"])
+    churn.metadata = replace(churn.metadata, champion_set="another-training-run")
+    return runtime.ModelSet({**champions.bundles, "churn": churn})
+
+
+def test_a_mixed_champion_set_is_refused_and_named(use_store, prospects_db, champions):
+    with api_client(api_settings(prospects_db), _mixed(champions)) as c:
+        ready = c.get("/ready")
+        assert ready.status_code == 503 and ready.json()["parts"]["models"].startswith("unavailable")
+        why = ready.json()["missing"]["crm_churn"]
+        assert why.startswith("mixed champion set: crm_churn version 1 from training another-trai")
+        assert "crm-score champions repair" in why
+        scored = c.post("/v1/leads/score", json=LEAD, headers=READ)
+        assert scored.status_code == 503 and "mixed champion set" in scored.json()["detail"]
+        assert_public(scored.text)
+
+
+def test_a_reload_keeps_the_served_set_rather_than_a_mixed_one(use_store, prospects_db, champions):
+    sets = iter([champions, _mixed(champions)])
+    with api_client(api_settings(prospects_db), loader=lambda: next(sets)) as c:
+        assert c.get("/ready").status_code == 200
+        reload = c.post("/v1/models/reload", headers=ADMIN)
+        assert reload.status_code == 409 and "mixed champion set" in reload.json()["errors"]["crm_churn"]
+        assert reload.json()["champion_set"]["consistent"] is True
+        assert c.get("/ready").status_code == 200
+        assert c.post("/v1/leads/score", json=LEAD, headers=READ).status_code == 200
+
+
+def test_a_mixed_set_is_served_flagged_when_allowed(use_store, prospects_db, champions):
+    settings = api_settings(prospects_db, allow_mixed_champions=True)
+    with api_client(settings, _mixed(champions)) as c:
+        ready = c.get("/ready")
+        assert ready.status_code == 200 and ready.json()["parts"]["models"].startswith("ok (mixed champion set: ")
+        listed = c.get("/v1/models", headers=READ).json()["champion_set"]
+        assert listed["consistent"] is False and listed["trainings"]["crm_churn"] == "another-training-run"
+        assert c.post("/v1/leads/score", json=LEAD, headers=READ).status_code == 200

@@ -227,3 +227,65 @@ def test_a_moved_store_reads_its_own_files_after_relocate(tmp_path, tiny, monkey
     assert experiment.artifact_location == (models / "artifacts").as_uri()
     again = runner.invoke(app, ["store", "relocate"])
     assert "already in place" in again.output
+
+
+def _mix(tiny, client: MlflowClient, monkeypatch) -> str:
+    """Champions from two trainings: a later training (a real run) dies after moving crm_conversion's alias."""
+    from training import tracking
+
+    later = client.create_run(client.get_experiment_by_name("crm-scoring").experiment_id).info.run_id
+
+    class DiesAtTheSecondAlias(MlflowClient):
+        def set_registered_model_alias(self, name, alias, version):
+            if name == "crm_churn":
+                raise KeyboardInterrupt
+            super().set_registered_model_alias(name, alias, version)
+
+    versions = tracking.log_and_register(tiny["summary"].outcome, tiny["tables"], TINY, "never", "sim")
+    assert {d["version"] for d in versions.values()} == {"2"}
+    with monkeypatch.context() as patch:
+        patch.setattr(tracking, "MlflowClient", DiesAtTheSecondAlias)
+        with pytest.raises(KeyboardInterrupt):
+            tracking.move_champions({"crm_conversion": "2", "crm_churn": "2"}, later)
+    return later
+
+
+
+def test_champions_repair_finishes_the_move_a_killed_training_left_half_done(tmp_path, tiny, monkeypatch):
+    from training.registry import champion_set_is_consistent, load_champions
+
+    _copy_store(tiny, tmp_path, monkeypatch)
+    client = MlflowClient()
+    later = _mix(tiny, client, monkeypatch)
+    shown = runner.invoke(app, ["champions", "show"])
+    assert shown.exit_code == 1 and "mixed champion set: crm_churn version 1 from training" in shown.output
+    repaired = runner.invoke(app, ["champions", "repair"])
+    assert repaired.exit_code == 0, repaired.output
+    assert "crm_churn: champion moved to version 2" in repaired.output and later in repaired.output
+    bundles, missing = load_champions(KINDS)
+    assert not missing and champion_set_is_consistent(bundles)
+    assert {b.metadata.version for b in bundles.values()} == {"2"}
+    assert {b.metadata.champion_set for b in bundles.values()} == {later}
+    again = runner.invoke(app, ["champions", "repair"])
+    assert again.exit_code == 0 and "nothing to repair" in again.output
+
+
+def test_champions_repair_joins_unmarked_champions_under_a_recorded_run(tmp_path, tiny, monkeypatch):
+    from training.registry import CHAMPION_SET, champion_set_is_consistent, load_champions
+
+    _copy_store(tiny, tmp_path, monkeypatch)
+    client = MlflowClient()
+    for name in ("crm_conversion", "crm_churn"):  # as a release before the marks, or aliases set by hand, leave them
+        client.delete_model_version_tag(name, "1", CHAMPION_SET)
+    assert not champion_set_is_consistent(load_champions(KINDS)[0])
+    repaired = runner.invoke(app, ["champions", "repair"])
+    assert repaired.exit_code == 0, repaired.output
+    assert "crm_churn: version 1 kept as champion" in repaired.output
+    bundles, _ = load_champions(KINDS)
+    assert champion_set_is_consistent(bundles)
+    (mark,) = {b.metadata.champion_set for b in bundles.values()}
+    run = client.get_run(mark)
+    assert run.info.run_name == "repair champion set" and run.data.params == {
+        "champion.crm_conversion": "1",
+        "champion.crm_churn": "1",
+    }
