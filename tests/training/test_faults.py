@@ -250,7 +250,6 @@ def _mix(tiny, client: MlflowClient, monkeypatch) -> str:
     return later
 
 
-
 def test_champions_repair_finishes_the_move_a_killed_training_left_half_done(tmp_path, tiny, monkeypatch):
     from training.registry import champion_set_is_consistent, load_champions
 
