@@ -10,7 +10,7 @@ from serving import store
 from serving.deps import MetricsDep, RuntimeDep, StoreDep
 from serving.routes.responses import FastJSONResponse, new_router
 
-router = new_router(tags=["ops"])
+router = new_router(keyed=False, tags=["ops"])
 
 
 @router.get("/health", summary="Liveness")

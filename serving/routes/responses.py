@@ -16,6 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
+from serving.schemas import Problem
+
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_NAIVE_UTC
 
 
@@ -64,9 +66,21 @@ class OrjsonRoute(APIRoute):
         return parse_with_orjson
 
 
-def new_router(**kwargs: Any) -> APIRouter:
-    """An `APIRouter` whose routes parse JSON with orjson."""
-    return APIRouter(route_class=OrjsonRoute, **kwargs)
+# What every route behind an API key may answer besides its own responses (`serving.auth`).
+KEYED = {
+    401: {"description": "No API key, or one that is not configured", "model": Problem},
+    429: {
+        "description": "This key is over its request rate: wait for `Retry-After` seconds",
+        "model": Problem,
+        "headers": {"Retry-After": {"description": "Seconds until a request may pass", "schema": {"type": "integer"}}},
+    },
+}
+
+
+def new_router(keyed: bool = True, **kwargs: Any) -> APIRouter:
+    """An `APIRouter` whose routes parse JSON with orjson; `keyed` routes document the key's 401 and 429."""
+    responses = {**(KEYED if keyed else {}), **kwargs.pop("responses", {})}
+    return APIRouter(route_class=OrjsonRoute, responses=responses, **kwargs)
 
 
 def problem(status: int, detail: Any, **extra: Any) -> FastJSONResponse:

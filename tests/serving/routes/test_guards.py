@@ -69,6 +69,13 @@ def test_rate_limit_per_key_answers_429_with_retry_after(use_store, champions, p
         assert "rate limit" in limited.json()["detail"]
         assert c.get("/v1/models", headers=ADMIN).status_code == 200  # another key has its own bucket
         assert c.get("/health").status_code == 200  # routes without a key are not limited
+        paths = c.get("/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            keyed = path.startswith("/v1/")
+            assert ("429" in operation["responses"]) == keyed, (method, path)
+            assert ("401" in operation["responses"]) == keyed, (method, path)
+    assert "Retry-After" in paths["/v1/leads/score"]["post"]["responses"]["429"]["headers"]
 
 
 def test_rate_limit_zero_switches_it_off(use_store, champions, prospects_db):
