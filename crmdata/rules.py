@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crmdata.funnel import Funnel
-from crmdata.schema import NON_NEGATIVE_COLUMNS, UNIQUE_COLUMNS, TableSpec
+from crmdata.schema import NON_NEGATIVE_COLUMNS, RANGED_COLUMNS, UNIQUE_COLUMNS, TableSpec
 
 MAX_ROWS_SHOWN = 5
 MAX_EXAMPLES_SHOWN = 3
@@ -128,6 +128,13 @@ def _check_non_negative(frame: pd.DataFrame, file: str, column: str) -> list[Pro
     return row_problem(file, column, frame, mask, issue, f"{column} >= 0")
 
 
+def _check_range(frame: pd.DataFrame, file: str, column: str, low: float, high: float) -> list[Problem]:
+    """Values outside a rating's scale are reported (a 0-10 score in a 1-5 column, a percentage)."""
+    mask = frame[column].notna() & ~frame[column].between(low, high)
+    issue = f"outside {low:g}-{high:g}" + examples(frame[column][mask])
+    return row_problem(file, column, frame, mask, issue, f"{column} between {low:g} and {high:g}")
+
+
 def check_header(columns: Sequence[str], file: str) -> list[Problem]:
     """Header rules, before parsing: every column name once, and a CSV read with the contract's commas.
 
@@ -148,7 +155,7 @@ def check_header(columns: Sequence[str], file: str) -> list[Problem]:
 
 
 def check_table(frame: pd.DataFrame, spec: TableSpec, file: str, funnel: Funnel) -> list[Problem]:
-    """Table-level rules: unique keys, known stages, counts and spend not negative."""
+    """Table-level rules: unique keys, known stages, counts and spend not negative, ratings on their scale."""
     problems: list[Problem] = []
     for table, column in UNIQUE_COLUMNS:
         if table == spec.name and column in frame.columns:
@@ -158,6 +165,9 @@ def check_table(frame: pd.DataFrame, spec: TableSpec, file: str, funnel: Funnel)
     for table, column in NON_NEGATIVE_COLUMNS:
         if table == spec.name and column in frame.columns:
             problems += _check_non_negative(frame, file, column)
+    for table, column, low, high in RANGED_COLUMNS:
+        if table == spec.name and column in frame.columns:
+            problems += _check_range(frame, file, column, low, high)
     return problems
 
 

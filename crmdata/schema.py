@@ -110,6 +110,9 @@ NON_NEGATIVE_COLUMNS = (
     ("channel_spend", "spend"),
 )
 
+# Ratings on a closed scale: (table, column, lowest, highest).
+RANGED_COLUMNS = (("touchpoints", "satisfaction", 1, 5),)
+
 
 def table_spec(name: str) -> TableSpec:
     """The spec of a contract table, or a ValueError naming the known tables."""

@@ -62,6 +62,19 @@ def test_negative_count_is_refused_with_rows_and_expectation(tmp_path, fmt, tabl
     assert f"expected {column} >= 0" in str(caught.value)
 
 
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_satisfaction_off_its_scale_is_refused_with_rows(tmp_path, fmt):
+    tables = valid_tables()
+    tables["touchpoints"]["satisfaction"] = 3.0
+    tables["touchpoints"].loc[[0, 2], "satisfaction"] = [0.0, 9.0]
+    tables["touchpoints"].loc[3, "satisfaction"] = None  # a touch that was not rated is fine
+    write_dir(tmp_path, tables, fmt)
+    pattern = rf"touchpoints\.{fmt}: column 'satisfaction' .*: 2 rows \(data rows 0, 2\) are outside 1-5"
+    with pytest.raises(ContractError, match=pattern) as caught:
+        load_tables(tmp_path)
+    assert "expected satisfaction between 1 and 5" in str(caught.value)
+
+
 @pytest.mark.parametrize(("sep", "name"), [(";", "';'"), ("\t", "tab")], ids=["semicolon", "tab"])
 def test_csv_in_another_delimiter_is_recognised(tmp_path, sep, name):
     write_dir(tmp_path, valid_tables())
