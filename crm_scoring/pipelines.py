@@ -97,14 +97,14 @@ def champion_marks():
     return marks()
 
 
-def repair_champions():
+def repair_champions(as_is: bool = False):
     """Finish the champion move a killed training left half done (`training.champion_set.repair`)."""
     from training.champion_set import repair
     from training.preflight import check_tracking
     from training.registry import configure
 
     check_tracking(configure())
-    return repair()
+    return repair(as_is)
 
 
 def relocate_store(models: Path | None = None):

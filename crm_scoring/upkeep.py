@@ -66,15 +66,19 @@ def champions_show() -> None:
 
 
 @champions_app.command("repair")
-def champions_repair() -> None:
+def champions_repair(
+    as_is: Annotated[
+        bool, typer.Option("--as-is", help="Keep today's champions (set by hand on purpose) and mark them one set.")
+    ] = False,
+) -> None:
     """Finish the champion move a killed training left half done, so the champions are one training's set.
 
-    The newest training among the champions' marks was moving them: the versions it promoted become champions
-    and the champions it kept get its mark. A running API serves the repaired set after `POST /v1/models/reload`.
+    The training whose move began last was moving them: the versions it promoted become champions and the
+    champions it kept get its mark. A running API serves the repaired set after `POST /v1/models/reload`.
     """
     from crm_scoring import pipelines
 
-    done = guarded(pipelines.repair_champions)
+    done = guarded(lambda: pipelines.repair_champions(as_is))
     if not done.changed:
         typer.echo("the champions are one set already: nothing to repair")
         return
@@ -82,4 +86,4 @@ def champions_repair() -> None:
         typer.echo(f"{name}: champion moved to version {version}")
     for name, version in sorted(done.marked.items()):
         typer.echo(f"{name}: version {version} kept as champion")
-    typer.echo(f"the champions are now the set of training {done.training}")
+    typer.echo(f"the champions are now one set, marked {done.training}")

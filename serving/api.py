@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None, loader=load_model_set) -> FastA
         metrics=metrics,
         attempts=settings.model_load_attempts,
         backoff_s=settings.model_load_backoff_s,
-        allow_mixed=settings.allow_mixed_champions,
+        refuse_mixed=settings.refuse_mixed_champions,
     )
     app.state.advisor = ChannelAdvisor(settings.data_dir)
     app.add_middleware(GuardAndMeasure, max_body=settings.max_body_bytes, metrics=metrics)

@@ -151,14 +151,14 @@ class ModelRuntime:
         metrics: Metrics | None = None,
         attempts: int = 1,
         backoff_s: float = 0,
-        allow_mixed: bool = False,
+        refuse_mixed: bool = False,
     ):
         self.current = ModelSet({}, dict.fromkeys(REGISTERED_NAMES.values(), f"still {LOADING}"))
         self._loader = loader
         self._metrics = metrics or Metrics()
         self._lock = threading.Lock()
         self._attempts, self._backoff_s = attempts, backoff_s
-        self._allow_mixed = allow_mixed
+        self._refuse_mixed = refuse_mixed
         self._progress = LOADING
         self._loaded, self._stopping = threading.Event(), threading.Event()
 
@@ -225,8 +225,8 @@ class ModelRuntime:
             except Exception as exc:  # a loader that fails outright: a reason, never an error of the API
                 log.exception("loading the models failed")
                 new = ModelSet({}, dict.fromkeys(REGISTERED_NAMES.values(), public_reason(exc)), transient=True)
-            if new.mixed and not self._allow_mixed:
-                new = refused(new)
+            if new.mixed:
+                new = refused(new) if self._refuse_mixed else flagged(new)
             old = self.current
             if always or new.ready or (not old.ready and len(new.bundles) >= len(old.bundles)):
                 self.current = new  # one reference assignment: atomic for readers
@@ -249,11 +249,18 @@ def mixed_reason(models: ModelSet) -> str:
 def refused(models: ModelSet) -> ModelSet:
     """A mixed set, not served: every model missing, with the set described and what to run."""
     why = (
-        f"{mixed_reason(models)}; a training died while moving the champion aliases: run "
-        "`crm-score champions repair`, then reload (CRM_SCORING_ALLOW_MIXED_CHAMPIONS=true serves such a set)"
+        f"{mixed_reason(models)} (a training killed while moving the aliases, or aliases set by hand), refused "
+        "by CRM_SCORING_REFUSE_MIXED_CHAMPIONS: run `crm-score champions repair` (`--as-is` to keep these "
+        "versions), then reload"
     )
     log.warning("not serving the champions: %s", why)
     return ModelSet({}, {name: why for name in REGISTERED_NAMES.values()})
+
+
+def flagged(models: ModelSet) -> ModelSet:
+    """A mixed set, served: the log says so once per load (`/ready` and `/v1/models` say so on every call)."""
+    log.warning("serving a %s (`crm-score champions show` and `champions repair`)", mixed_reason(models))
+    return models
 
 
 def settle_heap() -> None:

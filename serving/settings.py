@@ -70,9 +70,10 @@ class Settings(BaseSettings):
     # minutes when the tracking server is down. Applied by `serving.api.serve`.
     registry_http_retries: int = Field(default=1, ge=0, le=10)
     registry_http_timeout_s: int = Field(default=10, ge=1, le=600)
-    # Champions from two trainings (one died while moving the aliases) are refused: the routes answer 503 and
-    # `/ready` names the set, until `crm-score champions repair` and a reload. True serves such a set, flagged.
-    allow_mixed_champions: bool = False
+    # Champions from more than one training (a training killed while moving the aliases, or aliases set by hand)
+    # are served and flagged (`/ready`, `/v1/models`, the log); True refuses such a set: the model routes answer
+    # 503 naming it, and a reload keeps a consistent set, until `crm-score champions repair` and a reload.
+    refuse_mixed_champions: bool = False
 
     @field_validator("api_keys")
     @classmethod

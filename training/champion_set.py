@@ -54,11 +54,12 @@ def champion_marks() -> tuple[dict[str, str | None], dict[str, str]]:
     return marks, versions
 
 
-def repair() -> Repair:
+def repair(as_is: bool = False) -> Repair:
     """Finish the champion move that began last among the champions' marks (see the module docstring).
 
-    Champions that carry no mark at all (aliased by hand, or by a release before marks) are marked as one set by
-    a new run of the experiment, named `repair champion set`, so the registry records who joined them.
+    With `as_is` (aliases set by hand on purpose, say a rollback in the MLflow UI), or when no champion carries a
+    mark, no alias moves: the champions are marked as one set by a new run of the experiment, named
+    `repair champion set`, so the registry records who joined them.
     """
     from mlflow import MlflowClient
 
@@ -66,7 +67,7 @@ def repair() -> Repair:
     marks, versions = champion_marks()
     if not mixed_marks(marks):
         return Repair(training=next(iter(marks.values()), None), moved={}, marked={})
-    training = _newest_move(client, versions) or _repair_run(client, versions)
+    training = (None if as_is else _newest_move(client, versions)) or _repair_run(client, versions)
     moved, marked = {}, {}
     for name, mark in marks.items():
         if mark == training:

@@ -90,8 +90,11 @@ def move_champions(moves: dict[str, str], training_run_id: str) -> None:
     (and when the move began, which tells `training.champion_set.repair` the newest move of a mixed set).
 
     The new versions are marked first and the champions kept in place last, so a set cut short at any point
-    carries two marks and `training.registry.champion_set_is_consistent` calls it mixed.
+    carries two marks and `training.registry.champion_set_is_consistent` calls it mixed. A training that promotes
+    nothing changes nothing: the champions keep the mark of the training that put them in place.
     """
+    if not moves:
+        return
     client = MlflowClient()
     began = str(int(time.time() * 1000))
 

@@ -289,8 +289,8 @@ def _mixed(champions: runtime.ModelSet) -> runtime.ModelSet:
     return runtime.ModelSet({**champions.bundles, "churn": churn})
 
 
-def test_a_mixed_champion_set_is_refused_and_named(use_store, prospects_db, champions):
-    with api_client(api_settings(prospects_db), _mixed(champions)) as c:
+def test_a_mixed_champion_set_is_refused_and_named_when_so_set(use_store, prospects_db, champions):
+    with api_client(api_settings(prospects_db, refuse_mixed_champions=True), _mixed(champions)) as c:
         ready = c.get("/ready")
         assert ready.status_code == 503 and ready.json()["parts"]["models"].startswith("unavailable")
         why = ready.json()["missing"]["crm_churn"]
@@ -301,9 +301,10 @@ def test_a_mixed_champion_set_is_refused_and_named(use_store, prospects_db, cham
         assert_public(scored.text)
 
 
-def test_a_reload_keeps_the_served_set_rather_than_a_mixed_one(use_store, prospects_db, champions):
+def test_a_reload_refusing_a_mixed_set_keeps_the_served_one(use_store, prospects_db, champions):
     sets = iter([champions, _mixed(champions)])
-    with api_client(api_settings(prospects_db), loader=lambda: next(sets)) as c:
+    settings = api_settings(prospects_db, refuse_mixed_champions=True)
+    with api_client(settings, loader=lambda: next(sets)) as c:
         assert c.get("/ready").status_code == 200
         reload = c.post("/v1/models/reload", headers=ADMIN)
         assert reload.status_code == 409 and "mixed champion set" in reload.json()["errors"]["crm_churn"]
@@ -312,11 +313,11 @@ def test_a_reload_keeps_the_served_set_rather_than_a_mixed_one(use_store, prospe
         assert c.post("/v1/leads/score", json=LEAD, headers=READ).status_code == 200
 
 
-def test_a_mixed_set_is_served_flagged_when_allowed(use_store, prospects_db, champions):
-    settings = api_settings(prospects_db, allow_mixed_champions=True)
-    with api_client(settings, _mixed(champions)) as c:
+def test_a_mixed_set_is_served_flagged_by_default(use_store, prospects_db, champions, caplog):
+    with caplog.at_level("WARNING"), api_client(api_settings(prospects_db), _mixed(champions)) as c:
         ready = c.get("/ready")
         assert ready.status_code == 200 and ready.json()["parts"]["models"].startswith("ok (mixed champion set: ")
         listed = c.get("/v1/models", headers=READ).json()["champion_set"]
         assert listed["consistent"] is False and listed["trainings"]["crm_churn"] == "another-training-run"
         assert c.post("/v1/leads/score", json=LEAD, headers=READ).status_code == 200
+    assert "serving a mixed champion set: crm_churn version 1 from training another-trai" in caplog.text

@@ -269,6 +269,21 @@ def test_champions_repair_finishes_the_move_a_killed_training_left_half_done(tmp
     assert again.exit_code == 0 and "nothing to repair" in again.output
 
 
+def test_champions_repair_as_is_keeps_the_versions_and_marks_them_one_set(tmp_path, tiny, monkeypatch):
+    from training.registry import champion_set_is_consistent, load_champions
+
+    _copy_store(tiny, tmp_path, monkeypatch)
+    client = MlflowClient()
+    _mix(tiny, client, monkeypatch)
+    repaired = runner.invoke(app, ["champions", "repair", "--as-is"])
+    assert repaired.exit_code == 0, repaired.output
+    assert "crm_churn: version 1 kept as champion" in repaired.output and "moved" not in repaired.output
+    bundles, _ = load_champions(KINDS)
+    assert champion_set_is_consistent(bundles)
+    assert {k: b.metadata.version for k, b in bundles.items()} == {"conversion": "2", "churn": "1"}
+    assert client.get_run(bundles["churn"].metadata.champion_set).info.run_name == "repair champion set"
+
+
 def test_champions_repair_joins_unmarked_champions_under_a_recorded_run(tmp_path, tiny, monkeypatch):
     from training.registry import CHAMPION_SET, champion_set_is_consistent, load_champions
 
