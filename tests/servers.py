@@ -5,12 +5,13 @@ tracking server, `mlflow models serve`) with `running`."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -58,19 +59,26 @@ def uvicorn_server(env: dict[str, str], log: Path, timeout: float = 180, wait_fo
 @contextmanager
 def running(cmd: list[str], ready_url: str, env: dict[str, str], log: Path, timeout: float = 180) -> Iterator[None]:
     """Run `cmd` (a server) from the checkout with `env`, its output in `log`, until `ready_url` answers 200;
-    stop it on exit (terminate, then kill after 20 s)."""
+    stop it and every process it started on exit (terminate the process group, then kill it after 20 s):
+    `mlflow server` starts job runners of its own that outlive it otherwise."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
     try:
         _wait_ready(proc, ready_url, log, timeout)
         yield
     finally:
-        proc.terminate()
+        _signal_group(proc, signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal_group(proc, signal.SIGKILL)
             proc.wait()
+        _signal_group(proc, signal.SIGKILL)  # any child still alive after its parent ended
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
 
 
 def _wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
