@@ -266,10 +266,21 @@ def flagged(models: ModelSet) -> ModelSet:
 def settle_heap() -> None:
     """Take what is loaded now (libraries, models), which lives as long as the process or the model set, out of
     the cyclic collector's full passes: they otherwise pause a request for 100+ ms now and then (the p99).
-    After a model reload, the previous set's frozen objects are released and collected first."""
+    After a model reload, the previous set's frozen objects are released and collected first, and the freed
+    memory handed back to the system (glibc keeps it otherwise, and the process grows a little at every reload)."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+    release_free_memory()
+
+
+def release_free_memory() -> None:
+    """Return the C heap's free pages to the system (`malloc_trim`, glibc only; elsewhere nothing to do)."""
+    import ctypes
+    from contextlib import suppress
+
+    with suppress(OSError, AttributeError):  # not glibc (musl, macOS): no malloc_trim, nothing to hand back
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 def model_status(models: ModelSet) -> dict:
