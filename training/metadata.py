@@ -33,6 +33,8 @@ class ModelMetadata:
     tier_thresholds: tuple[float, ...] = ()  # conversion: probability at the top share of each tier (A, B, C)
     risk_thresholds: tuple[float, ...] = ()  # churn: probabilities of medium and high risk
     value_deciles: tuple[float, ...] = ()  # CLV: the nine cut points of the holdout's whole-horizon values
+    # "lightgbm": the full model; "fallback": the small calibrated model trained when the data is too thin for it
+    model_kind: str = "lightgbm"
     version: str | None = None  # the registry version, set when loaded from the registry
     champion_set: str | None = None  # the training that put the champions in place, set when loaded as one
 
