@@ -33,9 +33,12 @@ class Format(StrEnum):
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details.")] = False) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    """Warnings only, unless `--verbose`; MLflow's own INFO lines too (its `MLFLOW_LOGGING_LEVEL` wins if set)."""
+    import os
+
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", logging.getLevelName(level))
 
 
 @app.command()

@@ -7,8 +7,12 @@ aliased `challenger`; at the end, the versions `decide_promotion` promotes are a
 
 from __future__ import annotations
 
+import io
+import logging
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +48,9 @@ from training.registry import (
 
 if TYPE_CHECKING:
     from training.train import TrainOutcome
+
+log = logging.getLogger(__name__)
+_REGISTRY_NOTICES = ("Successfully registered model", "Created version", "Registered model")
 
 
 def log_and_register(
@@ -208,11 +215,29 @@ def evaluation_plots(result: ModelResult, out: Path) -> list[Path]:
 
 
 def log_model(result: ModelResult, name: str, tmp: str) -> str:
-    """Log the bundle as a pyfunc, register it as `name` and alias it `challenger`; returns its version."""
-    info = log_bundle(result.bundle, tmp, name, result.holdout.features.head(5))
+    """Log the bundle as a pyfunc, register it as `name` and alias it `challenger`; returns its version.
+
+    MLflow prints "Successfully registered model ..." and "Created version ..." straight to stderr; those lines
+    go to this module's log at INFO instead (shown with `--verbose`), so a training prints only what it decided.
+    """
+    with _printed_to_log():
+        info = log_bundle(result.bundle, tmp, name, result.holdout.features.head(5))
     version = str(info.registered_model_version)
     MlflowClient().set_registered_model_alias(name, CHALLENGER, version)
     return version
+
+
+@contextmanager
+def _printed_to_log() -> Iterator[None]:
+    """Lines printed to stderr inside the block are logged: MLflow's registration notices at INFO, anything else
+    (a warning, say) at WARNING, so nothing printed is lost."""
+    printed = io.StringIO()
+    try:
+        with redirect_stderr(printed):
+            yield
+    finally:
+        for line in filter(str.strip, printed.getvalue().splitlines()):
+            log.log(logging.INFO if line.startswith(_REGISTRY_NOTICES) else logging.WARNING, "%s", line)
 
 
 def log_promotion(decision: PromotionDecision, version: str) -> None:
