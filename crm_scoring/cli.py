@@ -11,17 +11,19 @@ import typer
 
 from crm_scoring.console import fail as _fail
 from crm_scoring.console import guarded as _guarded
+from crm_scoring.importer import import_export
 from crm_scoring.upkeep import champions_app, runs_app, store_app
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
-    help="Score CRM leads and customers: simulate, validate, train, score, evaluate, budget, serve, demo.",
+    help="Score CRM leads and customers: simulate, import, validate, train, score, evaluate, budget, serve, demo.",
 )
 
 app.add_typer(runs_app, name="runs")
 app.add_typer(store_app, name="store")
 app.add_typer(champions_app, name="champions")
+app.command("import")(import_export)
 
 DataDir = Annotated[Path, typer.Option("--data", help="Input directory: one NAME.parquet or NAME.csv per table.")]
 
