@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= data/demo
+# Port the demo serves the API on; `crm-score demo` checks it is free before it simulates and trains.
+PORT ?= 8000
 
 .PHONY: setup demo test lint clean bench
 
@@ -15,7 +17,7 @@ $(BIN)/crm-score: pyproject.toml
 setup: $(BIN)/crm-score
 
 demo: setup
-	CRM_SCORING_API_KEYS=$${CRM_SCORING_API_KEYS:-demo-read:read,demo-admin:admin} $(BIN)/crm-score demo --out $(DEMO_DIR)
+	CRM_SCORING_API_KEYS=$${CRM_SCORING_API_KEYS:-demo-read:read,demo-admin:admin} $(BIN)/crm-score demo --out $(DEMO_DIR) --port $(PORT)
 
 test: setup
 	$(BIN)/ruff check .

@@ -43,14 +43,28 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log pro
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", logging.getLevelName(level))
 
 
+def _iso(param: typer.CallbackParam, value: str | None) -> str | None:
+    """A date option as naive UTC ISO 8601 text; anything else is refused naming the option and an accepted form."""
+    from crmdata.timeutil import ISO_EXAMPLE, parse_iso
+
+    if value is None:
+        return None
+    try:
+        return parse_iso(value, param.opts[0]).isoformat()
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 date; use e.g. {ISO_EXAMPLE}") from None
+
+
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the tables and truth/ into.")],
     customers: Annotated[int, typer.Option(help="Number of leads/customers to simulate.", min=1)] = 10_000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed always gives the same data.")] = 0,
-    start: Annotated[str, typer.Option(help="First day of the history (ISO date).")] = "2023-01-01",
-    end: Annotated[str, typer.Option(help="End of the history, exclusive (ISO date).")] = "2025-12-31",
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Cutoff of the truth; default end - 365 days.")] = None,
+    start: Annotated[str, typer.Option(help="First day of the history (ISO date).", callback=_iso)] = "2023-01-01",
+    end: Annotated[str, typer.Option(help="End of the history, exclusive (ISO date).", callback=_iso)] = "2025-12-31",
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Cutoff of the truth; default end - 365 days.", callback=_iso)
+    ] = None,
     scenario: Annotated[str, typer.Option(help="Channel mix: default, volume_vs_value or saturated.")] = "default",
     fmt: Annotated[Format, typer.Option("--format", help="File format of the tables.")] = Format.parquet,
 ) -> None:
@@ -147,13 +161,14 @@ def _champions(kinds=None, required: bool = True, quiet: bool = False):
 
 
 def _cutoff(as_of: str):
-    """The `--as-of` value as a timestamp; exit 2 with a clear message when it is not a date."""
-    import pandas as pd
+    """The `--as-of` value as a naive UTC timestamp; exit 2 naming the option and an accepted form unless ISO 8601
+    (`31/12/2024` is refused, and `01/02/2024` is not guessed month-first)."""
+    from crmdata.timeutil import parse_iso
 
     try:
-        return pd.Timestamp(as_of)
-    except ValueError:
-        _fail(f"--as-of {as_of!r} is not an ISO 8601 date (e.g. 2024-12-31)", 2)
+        return parse_iso(as_of, "--as-of")
+    except ValueError as exc:
+        _fail(str(exc), 2)
 
 
 def _config(config: Path | None, conv: int | None, churn: int | None, clv: int | None):
@@ -314,13 +329,14 @@ def demo(
     customers: Annotated[int, typer.Option(help="Number of simulated customers.", min=1000)] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 0,
     serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="End by serving the API.")] = True,
-    port: Annotated[int, typer.Option(help="Port of the API.")] = 8000,
+    port: Annotated[int, typer.Option(help="Port of the API.", min=1, max=65535)] = 8000,
 ) -> None:
     """The main job on the embedded defaults: simulate, validate, train, score, summarise, then serve."""
     import pandas as pd
 
     if serve_api:
         _check_serving_settings()  # before minutes of work, not after
+        _check_port_free("127.0.0.1", port)
     as_of = "2024-12-31"
     simulate(
         out=out,
@@ -368,6 +384,25 @@ def demo(
         os.environ.setdefault("CRM_SCORING_DATA_DIR", str(out))  # the channel routes read the demo export
         typer.echo(f"\nserving the API on http://127.0.0.1:{port} (docs at /docs; Ctrl-C stops it)")
         serve(host="127.0.0.1", port=port)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Exit 2 in one line when `port` cannot be listened on, before the demo trains for minutes and then fails.
+
+    The probe binds the way uvicorn does (SO_REUSEADDR), so a connection lingering in TIME_WAIT is no false alarm.
+    """
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            _fail(
+                f"port {port} on {host} is taken ({exc.strerror}): stop what uses it, or choose another port "
+                f"with --port N (make demo PORT=N)",
+                2,
+            )
 
 
 @app.command()

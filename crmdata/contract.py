@@ -4,7 +4,9 @@ A data directory holds one file per table, `NAME.parquet` or `NAME.csv` (Parquet
 Reading parses every column the contract knows (ids and text as pandas `str`, timestamps as naive UTC
 `datetime64[ns]`, numbers as `float64`), keeps extra columns as read, and validates in one vectorised pass,
 so that a broken export is reported with every problem at once: file, column, row numbers, expectation.
-Row numbers are 0-based data rows of the file (the header line is not counted).
+Row numbers are those a spreadsheet shows: the header is row 1, the first data row is row 2; a Parquet file is
+numbered the same way, so that it matches once converted to a sheet. Timestamps are ISO 8601 (a CSV column of
+`31/12/2024` is refused, never guessed day- or month-first); without a zone they are UTC, with one converted.
 
 This module is the contract's public face; each concern has its own home: `crmdata.schema` (tables and
 columns), `crmdata.parsing` (column types), `crmdata.rules` (problems and the rules that find them),

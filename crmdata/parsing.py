@@ -1,5 +1,9 @@
 """Parse the contract's columns of a table as read: text as pandas `str`, naive UTC timestamps, float numbers.
 
+Timestamps stored as text (every CSV one) are read as ISO 8601 only: `31/12/2024` or `01/02/2024` is a problem
+showing an accepted form, never a guess. Without a zone they are UTC; with one they are converted to UTC.
+Parquet timestamp columns are taken as stored (tz-aware ones converted to UTC).
+
 Unparseable and missing required values become problems (every offending row at once), not exceptions.
 """
 
@@ -10,6 +14,7 @@ import pandas as pd
 
 from crmdata.rules import Problem, examples, is_blank, row_problem
 from crmdata.schema import TableSpec
+from crmdata.timeutil import ISO_EXAMPLE
 
 
 def to_text(values: pd.Series) -> pd.Series:
@@ -78,7 +83,7 @@ def parse_columns(raw: pd.DataFrame, spec: TableSpec, file: str) -> tuple[pd.Dat
                 frame,
                 bad,
                 "not an ISO 8601 timestamp" + examples(original[bad]),
-                "an ISO 8601 timestamp",
+                f"an ISO 8601 timestamp, e.g. {ISO_EXAMPLE}",
             )
             missing = frame[column].isna() & ~bad
         elif column in spec.numeric_columns:

@@ -1,9 +1,12 @@
 """The contract's rules and their findings: a `Problem` per broken rule, `ContractError` holding them all.
 
-Problems name the file, the column, the first offending data rows (0-based, the header line not counted),
-how many rows offend and what was expected. The header rules (unique column names, the comma delimiter) run
-before a file is parsed; the table-level rules (unique keys, known stages, counts and spend not negative) and
-the cross-table reference rule run vectorised over a parsed frame.
+Problems name the file, the column, the first offending rows, how many rows offend and what was expected.
+Rows are numbered as a spreadsheet shows them: the header is row 1 and the first data row is row 2. A Parquet
+file is numbered the same way, as if it were opened as a sheet (its first row is row 2).
+
+The header rules (unique column names, the comma delimiter) run before a file is parsed; the table-level rules
+(unique keys, known stages, counts and spend not negative) and the cross-table reference rule run vectorised
+over a parsed frame.
 """
 
 from __future__ import annotations
@@ -22,15 +25,17 @@ from crmdata.schema import NON_NEGATIVE_COLUMNS, RANGED_COLUMNS, UNIQUE_COLUMNS,
 
 MAX_ROWS_SHOWN = 5
 MAX_EXAMPLES_SHOWN = 3
+# Spreadsheet row of the first data row: the header is row 1 (CSV and, by the same convention, Parquet).
+FIRST_DATA_ROW = 2
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One validation finding: where it is (file, column, rows), how many rows, and what was expected."""
+    """One validation finding: where it is (file, column, spreadsheet rows), how many rows, and what was expected."""
 
     file: str
     column: str | None
-    rows: tuple[int, ...]
+    rows: tuple[int, ...]  # spreadsheet row numbers: header row 1, first data row 2
     expected: str
     count: int
     issue: str = "invalid"  # what is wrong, as a predicate of the rows ("not a number", "missing")
@@ -49,7 +54,7 @@ class Problem:
             return f"{where}: {self.issue}; expected {self.expected}"
         shown = ", ".join(str(r) for r in self.rows) + (", ..." if self.count > len(self.rows) else "")
         plural = self.count != 1
-        rows_text = f"{self.count} row{'s' if plural else ''} (data row{'s' if plural else ''} {shown})"
+        rows_text = f"{self.count} row{'s' if plural else ''} (row{'s' if plural else ''} {shown})"
         return f"{where}: {rows_text} {'are' if plural else 'is'} {self.issue}; expected {self.expected}"
 
 
@@ -79,13 +84,14 @@ def examples(values: pd.Series) -> str:
 def row_problem(
     file: str, column: str, frame: pd.DataFrame, mask: pd.Series | np.ndarray, issue: str, expected: str
 ) -> list[Problem]:
-    """A problem naming the first offending data rows of `mask`, or nothing when no row offends."""
+    """A problem naming the first offending rows of `mask` as a spreadsheet numbers them, or nothing when none
+    offends. The frame's index holds 0-based data rows of the file (kept through an `as_of` push-down)."""
     flags = np.asarray(mask, dtype=bool)
     count = int(flags.sum())
     if count == 0:
         return []
     positions = np.flatnonzero(flags)[:MAX_ROWS_SHOWN]
-    rows = tuple(int(r) for r in frame.index.to_numpy()[positions])
+    rows = tuple(int(r) + FIRST_DATA_ROW for r in frame.index.to_numpy()[positions])
     return [Problem(file, column, rows, expected, count, issue)]
 
 

@@ -4,19 +4,50 @@ Requests forbid unknown fields (a typo like `touchpionts` would otherwise silent
 history). Channel and category values are free text: values the models never saw score as unseen. Stages
 must be stages of the funnel the models were trained with, which the scoring routes check (it can change with
 a reload). The batch and history limits are settings (`serving.settings`), checked by the routes too.
-Timestamps are ISO 8601; naive ones are UTC. `as_of` is exclusive: only history before it is read.
+Timestamps are ISO 8601 text (`2024-12-31` or `2024-12-31T09:30:00Z`); naive ones are UTC, others are converted.
+Anything else is a 422 naming the field and an accepted form: day- or month-first dates (`31/12/2024`), and
+numbers, which pydantic would otherwise take as Unix times (`"20241231"` would become 1970-08-23).
+`as_of` is exclusive: only history before it is read.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from crmdata.funnel import DEFAULT_FUNNEL
+from crmdata.timeutil import ISO_EXAMPLE
 
 EARLIEST, LATEST = datetime(1970, 1, 2), datetime(2200, 1, 1)
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[Tt ])")  # the extended form's date, as RFC 3339 writes it
+_NOT_ISO = f"Input should be an ISO 8601 timestamp, e.g. {ISO_EXAMPLE}"
+_UNIX_TIME = re.compile(r"[+-]?\d+(?:\.\d*)?")
+
+
+def _iso_instant(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
+    """Text in ISO 8601's extended form (or a datetime from Python callers), within range; else a 422 showing
+    an accepted form. Pydantic alone would read numbers as Unix times and say nothing of the form it wants."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value) is not None):
+        try:
+            return _in_range(handler(value))
+        except ValidationError:
+            pass
+    number = isinstance(value, int | float) or (isinstance(value, str) and _UNIX_TIME.fullmatch(value) is not None)
+    raise PydanticCustomError("datetime_iso8601", _NOT_ISO + ("; numbers are not read as Unix times" if number else ""))
 
 
 def _in_range(ts: datetime) -> datetime:
@@ -37,7 +68,7 @@ def _naive(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo is not None else ts
 
 
-Instant = Annotated[datetime, AfterValidator(_in_range)]
+Instant = Annotated[datetime, WrapValidator(_iso_instant)]
 Text = Annotated[str, Field(min_length=1, max_length=128)]
 Money = Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
 

@@ -14,11 +14,13 @@ from crmdata.funnel import DEFAULT_FUNNEL, Funnel
 from crmdata.reading import find_table_file, load_tables, read_table
 from crmdata.rules import ContractError, Problem
 from crmdata.schema import TABLES, TIME_COLUMN
+from crmdata.timeutil import ISO_EXAMPLE
 from crmdata.validation import format_summary, validate_dir
 from crmdata.writing import write_table
 from tests.factories import ts
 
 FORMATS = ["parquet", "csv"]
+ISO_EXPECTED = f"an ISO 8601 timestamp, e.g. {ISO_EXAMPLE}"
 
 
 def valid_tables() -> dict[str, pd.DataFrame]:
@@ -244,9 +246,9 @@ def test_missing_optional_column_is_fine(tmp_path):
         ("orders", "amount", "12,50", "a number"),
         ("customers", "employees", "many", "a number"),
         ("touchpoints", "cost", "free", "a number"),
-        ("touchpoints", "timestamp", "yesterday", "an ISO 8601 timestamp"),
-        ("funnel_events", "timestamp", "2024-13-45", "an ISO 8601 timestamp"),
-        ("channel_spend", "period_start", "01/02/2024", "an ISO 8601 timestamp"),
+        ("touchpoints", "timestamp", "yesterday", ISO_EXPECTED),
+        ("funnel_events", "timestamp", "2024-13-45", ISO_EXPECTED),
+        ("channel_spend", "period_start", "01/02/2024", ISO_EXPECTED),
     ],
     ids=[
         "orders-amount",
@@ -263,11 +265,11 @@ def test_unparseable_value_is_reported_with_file_column_and_rows(tmp_path, table
     frame.loc[[1, 3], column] = bad
     tables[table] = frame
     write_dir(tmp_path, tables)
-    pattern = rf"{table}\.csv: column '{column}' \({table}\.{column}\): 2 rows \(data rows 1, 3\) are not"
+    pattern = rf"{table}\.csv: column '{column}' \({table}\.{column}\): 2 rows \(rows 3, 5\) are not"
     with pytest.raises(ContractError, match=pattern) as caught:
         load_tables(tmp_path)
     [problem] = [p for p in caught.value.problems if p.column == column]
-    assert (problem.file, problem.rows, problem.count) == (f"{table}.csv", (1, 3), 2)
+    assert (problem.file, problem.rows, problem.count) == (f"{table}.csv", (3, 5), 2)
     assert problem.expected == expected
     assert repr(bad) in str(problem)
 
@@ -281,7 +283,7 @@ def test_text_typed_parquet_columns_are_parsed_and_checked(tmp_path):
     write_dir(tmp_path, tables, "parquet")
     problems = {p.column: p for p in validate_dir(tmp_path).problems}
     assert set(problems) == {"amount", "timestamp"}
-    assert problems["amount"].rows == (3,) and problems["timestamp"].rows == (4,)
+    assert problems["amount"].rows == (5,) and problems["timestamp"].rows == (6,)
     assert all(p.file == "orders.parquet" for p in problems.values())
 
 
@@ -301,7 +303,7 @@ def test_missing_value_in_required_column_is_reported(tmp_path, table, column):
     tables = valid_tables()
     tables[table].loc[2, column] = None
     write_dir(tmp_path, tables)
-    with pytest.raises(ContractError, match=rf"{table}\.{column}\): 1 row \(data row 2\) is missing"):
+    with pytest.raises(ContractError, match=rf"{table}\.{column}\): 1 row \(row 4\) is missing"):
         load_tables(tmp_path)
 
 
@@ -320,7 +322,7 @@ def test_duplicate_key_is_reported_on_every_copy(tmp_path, table, column):
     tables = valid_tables()
     tables[table].loc[4, column] = tables[table].loc[1, column]
     write_dir(tmp_path, tables)
-    pattern = rf"{table}\.{column}\): 2 rows \(data rows 1, 4\) are duplicated"
+    pattern = rf"{table}\.{column}\): 2 rows \(rows 3, 6\) are duplicated"
     with pytest.raises(ContractError, match=pattern):
         load_tables(tmp_path)
 
@@ -330,7 +332,7 @@ def test_reference_to_unknown_customer_is_reported(tmp_path, table):
     tables = valid_tables()
     tables[table].loc[[0, 2], "customer_id"] = "C999"
     write_dir(tmp_path, tables)
-    with pytest.raises(ContractError, match=rf"{table}\.customer_id\): 2 rows \(data rows 0, 2\)") as caught:
+    with pytest.raises(ContractError, match=rf"{table}\.customer_id\): 2 rows \(rows 2, 4\)") as caught:
         load_tables(tmp_path)
     assert "a customer_id present in customers" in str(caught.value)
     read_table(tmp_path, table)  # a single table cannot know the customers: no error
@@ -340,7 +342,7 @@ def test_unknown_stage_is_reported(tmp_path):
     tables = valid_tables()
     tables["funnel_events"].loc[[1, 5], "stage"] = ["closed", "Won"]
     write_dir(tmp_path, tables)
-    with pytest.raises(ContractError, match=r"funnel_events\.stage\): 2 rows \(data rows 1, 5\)") as caught:
+    with pytest.raises(ContractError, match=r"funnel_events\.stage\): 2 rows \(rows 3, 7\)") as caught:
         read_table(tmp_path, "funnel_events")
     assert "'closed', 'Won'" in str(caught.value)
     assert "lead, mql, sql, opportunity, negotiation, won, lost" in str(caught.value)
@@ -350,7 +352,7 @@ def test_negative_spend_is_reported(tmp_path):
     tables = valid_tables()
     tables["channel_spend"].loc[3, "spend"] = -10.0
     write_dir(tmp_path, tables)
-    with pytest.raises(ContractError, match=r"channel_spend\.spend\): 1 row \(data row 3\) is negative"):
+    with pytest.raises(ContractError, match=r"channel_spend\.spend\): 1 row \(row 5\) is negative"):
         load_tables(tmp_path)
 
 
@@ -421,14 +423,14 @@ def test_problem_shows_five_rows_and_the_total(tmp_path):
     tables["touchpoints"].loc[:, "channel"] = None
     write_dir(tmp_path, tables)
     [problem] = problems_at(tmp_path, "touchpoints.csv", "channel")
-    assert problem.rows == (0, 1, 2, 3, 4) and problem.count == 8
-    assert "8 rows (data rows 0, 1, 2, 3, 4, ...) are missing" in str(problem)
+    assert problem.rows == (2, 3, 4, 5, 6) and problem.count == 8
+    assert "8 rows (rows 2, 3, 4, 5, 6, ...) are missing" in str(problem)
 
 
 def test_problem_str_follows_the_documented_form():
-    problem = Problem("orders.parquet", "amount", (3, 17), "a number", 2, "not a number")
+    problem = Problem("orders.parquet", "amount", (5, 19), "a number", 2, "not a number")
     assert str(problem) == (
-        "orders.parquet: column 'amount' (orders.amount): 2 rows (data rows 3, 17) are not a number; expected a number"
+        "orders.parquet: column 'amount' (orders.amount): 2 rows (rows 5, 19) are not a number; expected a number"
     )
 
 
@@ -493,7 +495,7 @@ def test_rows_keep_file_numbers_after_as_of_pushdown(tmp_path):
     tables["funnel_events"].loc[3, "stage"] = "closed"  # row 3 of the file, row 2 of the rows before as_of
     tables["funnel_events"].loc[0, "timestamp"] = pd.Timestamp("2024-06-01")
     write_dir(tmp_path, tables, "parquet")
-    with pytest.raises(ContractError, match=r"1 row \(data row 3\) is not a configured stage"):
+    with pytest.raises(ContractError, match=r"1 row \(row 5\) is not a configured stage"):
         read_table(tmp_path, "funnel_events", as_of=pd.Timestamp("2024-05-01"))
 
 
@@ -532,7 +534,7 @@ def test_tz_aware_frame_columns_become_naive_utc(tmp_path, fmt):
 
 def test_out_of_range_timestamp_is_unparseable(tmp_path):
     (tmp_path / "customers.csv").write_text("customer_id,created_at\nC1,2024-01-01\nC2,3024-01-01\n")
-    with pytest.raises(ContractError, match=r"customers\.created_at\): 1 row \(data row 1\)"):
+    with pytest.raises(ContractError, match=r"customers\.created_at\): 1 row \(row 3\)"):
         read_table(tmp_path, "customers")
 
 

@@ -56,7 +56,7 @@ def test_negative_count_is_refused_with_rows_and_expectation(tmp_path, fmt, tabl
     tables = valid_tables()
     tables[table].loc[[1, 4], column] = [-3.0, -1.0]
     write_dir(tmp_path, tables, fmt)
-    pattern = rf"{table}\.{fmt}: column '{column}' \({table}\.{column}\): 2 rows \(data rows 1, 4\) are negative"
+    pattern = rf"{table}\.{fmt}: column '{column}' \({table}\.{column}\): 2 rows \(rows 3, 6\) are negative"
     with pytest.raises(ContractError, match=pattern) as caught:
         load_tables(tmp_path)
     assert f"expected {column} >= 0" in str(caught.value)
@@ -69,7 +69,7 @@ def test_satisfaction_off_its_scale_is_refused_with_rows(tmp_path, fmt):
     tables["touchpoints"].loc[[0, 2], "satisfaction"] = [0.0, 9.0]
     tables["touchpoints"].loc[3, "satisfaction"] = None  # a touch that was not rated is fine
     write_dir(tmp_path, tables, fmt)
-    pattern = rf"touchpoints\.{fmt}: column 'satisfaction' .*: 2 rows \(data rows 0, 2\) are outside 1-5"
+    pattern = rf"touchpoints\.{fmt}: column 'satisfaction' .*: 2 rows \(rows 2, 4\) are outside 1-5"
     with pytest.raises(ContractError, match=pattern) as caught:
         load_tables(tmp_path)
     assert "expected satisfaction between 1 and 5" in str(caught.value)
