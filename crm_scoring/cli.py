@@ -149,15 +149,20 @@ def _champions(kinds=None, required: bool = True, quiet: bool = False):
     from crm_scoring.pipelines import champions, funnel_of
 
     bundles, missing = champions(kinds)
-    if not quiet:
-        for name, why in missing.items():
-            typer.secho(f"no champion for {name}: {why}", fg=typer.colors.YELLOW, err=True)
+    if not quiet and missing:
+        _say_missing(missing)
     if required and not bundles:
         _fail("no champion model is registered: run `crm-score train` first")
     try:
         return bundles, missing, funnel_of(bundles)
     except ValueError as exc:
         _fail(str(exc), 2)
+
+
+def _say_missing(missing: dict[str, str]) -> None:
+    """One line: which champions are missing and why (whatever is loaded still scores)."""
+    said = "; ".join(why if why.startswith(name) else f"{name}: {why}" for name, why in missing.items())
+    typer.secho(f"champions missing ({len(missing)}): {said}", fg=typer.colors.YELLOW, err=True)
 
 
 def _cutoff(as_of: str):
@@ -254,6 +259,10 @@ def score(
     typer.echo(
         f"scored {len(scores):,} leads and customers as of {export.cutoff.date()} into {out} (prospects: {store})"
     )
+    if scores["conversion_probability"].isna().all():
+        from serving.store import empty_reason
+
+        typer.secho(f"the prospect list is empty: {empty_reason(scores)}", fg=typer.colors.YELLOW, err=True)
 
 
 def _check_horizons(bundles: dict, **asked: int | None) -> None:
@@ -284,7 +293,7 @@ def evaluate(
 
     _inputs(data, None)
     cutoff = _cutoff(as_of)  # before loading anything: a typo fails fast
-    bundles, missing, funnel = _champions(quiet=True)
+    bundles, missing, funnel = _champions(quiet=as_json)
     _check_horizons(bundles, conversion=conversion_horizon_days, churn=churn_horizon_days, clv=clv_horizon_days)
     figures = pipelines.evaluate(_load(data, None, funnel), cutoff, bundles, data)
     if as_json:

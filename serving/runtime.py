@@ -4,9 +4,10 @@ Start-up loads in a thread (`ModelRuntime.start`), so the API answers at once, a
 number of times while the registry does not answer (it may come back; a broken artifact stays broken).
 Reload builds a complete new `ModelSet` off to the side and swaps one reference, so requests in flight keep
 the set they started with; a reload that loads less than what is serving keeps the old set and says why.
-A model that cannot be loaded, whatever the error, leaves the API up, not ready, with the reason in
-`missing`: a short text naming the model, its version and the file, never an absolute path or an internal
-URL (the log has the detail).
+A model that cannot be loaded, whatever the error, leaves the API up with the reason in `missing`: a short
+text naming the model, its version and the file, never an absolute path or an internal URL (the log has the
+detail). The others keep serving: `/ready` is 200 while at least one model is loaded (`require=all` or a model
+name asks for more), and only the routes of a missing model answer 503, with a plain reason.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ _INTERNAL = re.compile(
 )
 
 
+# An exception's class name in a reason ("MlflowException: ", "(LightGBMError: ..."): operators' detail, not a caller's.
+_CLASS_NAME = re.compile(r"\b[A-Z]\w*(?:Exception|Error|Warning)\b:?\s*")
+
+
 class ModelsUnavailable(RuntimeError):
     """A route needs a model that is not loaded; the message names it and why."""
 
@@ -47,7 +52,12 @@ class ModelSet:
 
     @property
     def ready(self) -> bool:
+        """Every champion loaded (`/ready?require=all`); `any_loaded` is what the default `/ready` asks."""
         return not self.missing and all(k in self.bundles for k in MODEL_KINDS)
+
+    @property
+    def any_loaded(self) -> bool:
+        return bool(self.bundles)
 
     def versions(self) -> dict[str, str]:
         return {kind: str(b.metadata.version) for kind, b in self.bundles.items()}
@@ -60,7 +70,7 @@ class ModelSet:
             name = REGISTERED_NAMES[kind]
             reason = self.missing.get(name, "unknown")
             raise ModelsUnavailable(
-                f"model not loaded: {reason if reason.startswith(name) else f'{name}@champion: {reason}'}"
+                f"model not loaded: {plain(reason if reason.startswith(name) else f'{name}@champion: {reason}')}"
             )
         return self.bundles[kind]
 
@@ -132,6 +142,11 @@ def public_reason(exc: BaseException, name: str | None = None) -> str:
     return _INTERNAL.sub("<hidden>", text)[:300]
 
 
+def plain(reason: str) -> str:
+    """A reason without exception class names, for a caller of a scoring route (`missing` keeps them)."""
+    return _CLASS_NAME.sub("", reason).strip() or "unknown"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ReloadOutcome:
     """What a reload did: whether it swapped, the set serving now, and what failed to load."""
@@ -168,13 +183,28 @@ class ModelRuntime:
 
     @property
     def state(self) -> str:
-        """What `/ready` says of the models: ok, loading, retrying (attempt k of n), or unavailable and which."""
+        """What `/ready` says of the models: ok, loading, retrying (attempt k of n), partial (some loaded) or
+        unavailable (none loaded), and which are not loaded."""
         models = self.current
         if models.ready:
             return f"ok ({mixed_reason(models)})" if models.mixed else "ok"
         if not self._loaded.is_set():
             return self._progress
-        return f"unavailable: {', '.join(sorted(models.missing)) or 'a model kind'} not loaded"
+        absent = ", ".join(n for k, n in REGISTERED_NAMES.items() if k not in models.bundles) or "a model kind"
+        return f"{'partial' if models.any_loaded else 'unavailable'}: {absent} not loaded"
+
+    def model_states(self) -> dict[str, str]:
+        """Each champion's state by registered name: "ok", loading or retrying, or "unavailable: " and why."""
+        models, loading = self.current, not self._loaded.is_set()
+        out = {}
+        for kind, name in REGISTERED_NAMES.items():
+            if kind in models.bundles:
+                out[name] = "ok"
+            elif loading:
+                out[name] = self._progress
+            else:
+                out[name] = f"unavailable: {plain(models.missing.get(name, 'not loaded'))}"
+        return out
 
     def start(self) -> None:
         """Load the champions in a background thread, retrying while the registry does not answer (a broken

@@ -213,6 +213,15 @@ class Reason(BaseModel):
     text: str
 
 
+Evidence = Literal["none", "thin", "normal"]
+EVIDENCE_DOC = (
+    "How much the score rests on: none (no touchpoint, funnel event or order before as_of), thin (fewer than 3 "
+    "of them, or created less than 14 days before as_of), normal otherwise."
+)
+ModelKind = Literal["lightgbm", "fallback"]
+MODEL_KIND_DOC = "lightgbm (the full model) or fallback (the small model trained when the data was too thin)."
+
+
 class LeadScore(BaseModel):
     customer_id: str | None
     as_of: datetime
@@ -223,6 +232,9 @@ class LeadScore(BaseModel):
     reasons: list[Reason]
     model_version: str
     clv_model_version: str | None
+    evidence: Evidence = Field(description=EVIDENCE_DOC)
+    model_kind: ModelKind = Field(description=f"The conversion model's kind: {MODEL_KIND_DOC}")
+    clv_model_kind: ModelKind | None = Field(description="The CLV model's kind (None when it is not loaded).")
 
 
 class LeadScores(BaseModel):
@@ -238,6 +250,8 @@ class CustomerScore(BaseModel):
     value_decile: int | None = Field(default=None, ge=1, le=10)
     reasons: dict[str, list[Reason]]
     model_versions: dict[str, str]
+    evidence: Evidence = Field(description=EVIDENCE_DOC)
+    model_kinds: dict[str, ModelKind] = Field(description=f"Each model's kind (churn, clv): {MODEL_KIND_DOC}")
 
 
 class CustomerScores(BaseModel):
@@ -261,12 +275,19 @@ class Prospect(BaseModel):
     stall_ratio: float | None
     stalled: bool
     top_reasons: Any
+    evidence: Evidence | None = Field(description=f"{EVIDENCE_DOC} None in a list written before it was recorded.")
+    model_kind: ModelKind | None = Field(description=f"The conversion model's kind: {MODEL_KIND_DOC}")
 
 
 class ProspectPage(BaseModel):
     items: list[Prospect]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; None on the last page.")
     scored_at: str | None
+    note: str | None = Field(
+        default=None,
+        description="Why the page is empty: the list is (no conversion model, or no open lead at the cutoff, when "
+        "it was written) or no prospect matches the filters. None on a page with items.",
+    )
 
 
 class ModelInfo(BaseModel):

@@ -22,6 +22,7 @@ from crmdata.timeutil import naive_utc
 from serving.runtime import ModelSet
 from serving.schemas import Record
 from training.features import ArrayTable, FeatureBlocks, build_feature_blocks
+from training.scoring import EVENT_TABLES, evidence_levels
 from training.tiers import churn_risk, conversion_tier, value_decile
 
 log = logging.getLogger(__name__)
@@ -111,14 +112,33 @@ def _groups(records: Sequence[Record], now: datetime) -> dict[datetime, list[int
     return out
 
 
+def evidence(tables: dict[str, ArrayTable | None], as_of: datetime) -> np.ndarray:
+    """`training.scoring.evidence_levels` of the records of `records_to_arrays` (history at or after `as_of`
+    does not count), as the batch file says it."""
+    cutoff = int(_nanos([as_of])[0])
+    n = len(tables["customers"])
+    events = np.zeros(n, dtype=np.int64)
+    for name in EVENT_TABLES:
+        table = tables[name]
+        if table is not None:
+            events += np.bincount(table["customer_id"][table["timestamp"] < cutoff], minlength=n)
+    age_days = (cutoff - tables["customers"]["created_at"]) / (86400 * 1e9)
+    return evidence_levels(events, age_days)
+
+
 def feature_rows(
-    models: ModelSet, kinds: Sequence[str], records: Sequence[Record], as_of: datetime
+    models: ModelSet,
+    kinds: Sequence[str],
+    records: Sequence[Record],
+    as_of: datetime,
+    tables: dict[str, ArrayTable | None] | None = None,
 ) -> dict[str, FeatureBlocks]:
     """The feature rows of `records` at `as_of` for each loaded model of `kinds`, in request order.
 
-    One build per distinct feature spec (the models usually share one).
+    One build per distinct feature spec (the models usually share one); `tables`: `records_to_arrays`'s, if
+    already built.
     """
-    tables = records_to_arrays(records, as_of)
+    tables = tables or records_to_arrays(records, as_of)
     cutoff = pd.Timestamp(as_of)
     out: dict[str, FeatureBlocks] = {}
     built: list[tuple] = []
@@ -149,7 +169,9 @@ def score_leads(models: ModelSet, leads: Sequence[Record], top: int = 3) -> list
     out: list[dict | None] = [None] * len(leads)
     for as_of, positions in _groups(leads, now).items():
         group = [leads[i] for i in positions]
-        rows = feature_rows(models, ("conversion", "clv"), group, as_of)
+        tables = records_to_arrays(group, as_of)
+        rows = feature_rows(models, ("conversion", "clv"), group, as_of, tables)
+        levels = evidence(tables, as_of)
         x = conv.matrix(rows["conversion"])
         prob = conv.predict_matrix(x)
         tiers = conversion_tier(prob, conv.metadata.tier_thresholds)
@@ -166,6 +188,9 @@ def score_leads(models: ModelSet, leads: Sequence[Record], top: int = 3) -> list
                 "reasons": reasons[j],
                 "model_version": str(conv.metadata.version),
                 "clv_model_version": None if clv is None else str(clv.metadata.version),
+                "evidence": levels[j],
+                "model_kind": conv.metadata.model_kind,
+                "clv_model_kind": None if clv is None else clv.metadata.model_kind,
             }
     return out
 
@@ -175,11 +200,14 @@ def score_existing_customers(models: ModelSet, customers: Sequence[Record], top:
     churn = models.need("churn")
     clv = models.need("clv")
     versions = {"churn": str(churn.metadata.version), "clv": str(clv.metadata.version)}
+    kinds = {"churn": churn.metadata.model_kind, "clv": clv.metadata.model_kind}
     now = datetime.now(UTC).replace(tzinfo=None)
     out: list[dict | None] = [None] * len(customers)
     for as_of, positions in _groups(customers, now).items():
         group = [customers[i] for i in positions]
-        rows = feature_rows(models, ("churn", "clv"), group, as_of)
+        tables = records_to_arrays(group, as_of)
+        rows = feature_rows(models, ("churn", "clv"), group, as_of, tables)
+        levels = evidence(tables, as_of)
         results = {}
         for kind, bundle in (("churn", churn), ("clv", clv)):
             x = bundle.matrix(rows[kind])
@@ -205,5 +233,7 @@ def score_existing_customers(models: ModelSet, customers: Sequence[Record], top:
                     "clv": (r_clv[j] if r_clv else []),
                 },
                 "model_versions": versions,
+                "evidence": levels[j],
+                "model_kinds": kinds,
             }
     return out

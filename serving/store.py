@@ -6,7 +6,8 @@ half-written list. A prospect is *stalled* when `stall_ratio >= 2`: it has spent
 (median) time of its current funnel stage there. Every filter has a composite index with each ranking
 (`expected_value` or `probability`, then `customer_id`), so that a filtered page is an index range scan and
 keyset pagination (`cursor`) stays a few milliseconds deep into a million rows. A store that cannot be read
-(damaged, cut short, not a prospect store) raises `StoreUnreadable`, with a reason and no path.
+(damaged, cut short, not a prospect store) raises `StoreUnreadable`, with a reason and no path. A store written
+before a column was added (`LATER_COLUMNS`) still reads, that column None. An empty list records why (`meta.note`).
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ COLUMNS = (
     "stall_ratio",
     "stalled",
     "top_reasons",
+    "evidence",
+    "model_kind",
 )
+LATER_COLUMNS = ("evidence", "model_kind")  # absent from a store written by an earlier version: read as None
 _TYPES = {
     "customer_id": "TEXT NOT NULL PRIMARY KEY",
     "conversion_score": "INTEGER",
@@ -58,7 +62,17 @@ _TYPES = {
     "ev_key": "REAL NOT NULL",
     "p_key": "REAL NOT NULL",
 }
-_TEXT = {"conversion_tier", "churn_risk", "source_channel", "current_stage", "industry", "region", "top_reasons"}
+_TEXT = {
+    "conversion_tier",
+    "churn_risk",
+    "source_channel",
+    "current_stage",
+    "industry",
+    "region",
+    "top_reasons",
+    "evidence",
+    "model_kind",
+}
 SQLITE_MAGIC = b"SQLite format 3\x00"
 UNREADABLE = "unreadable"
 _MISSING_KEY = -1.0  # ranks rows without a value after every real value (probabilities and values are >= 0)
@@ -95,7 +109,7 @@ def write_prospects(scores: pd.DataFrame, db_path: str | os.PathLike | None = No
     """
     path = Path(db_path) if db_path is not None else default_db_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = scores[scores["conversion_probability"].notna()]
+    rows = scores[scores["conversion_probability"].notna()].rename(columns={"conversion_model_kind": "model_kind"})
     frame = pd.DataFrame({c: rows[c] if c in rows.columns else None for c in COLUMNS if c != "stalled"})
     stall = pd.to_numeric(frame["stall_ratio"], errors="coerce")
     frame["stalled"] = (stall >= STALLED_RATIO).astype(int)
@@ -124,6 +138,8 @@ def write_prospects(scores: pd.DataFrame, db_path: str | os.PathLike | None = No
             # Covering for the few-rows path of `min_score`: candidates are sorted without reading their rows.
             con.execute("CREATE INDEX ix_min_score ON prospects (conversion_score, ev_key, customer_id)")
             meta = {"scored_at": datetime.now(UTC).isoformat(timespec="seconds"), "rows": str(len(frame))}
+            if frame.empty:
+                meta["note"] = empty_reason(scores)
             con.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
             con.execute("ANALYZE")
             con.commit()
@@ -134,6 +150,18 @@ def write_prospects(scores: pd.DataFrame, db_path: str | os.PathLike | None = No
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def empty_reason(scores: pd.DataFrame) -> str:
+    """Why a `crm-score score` frame holds no prospect: no conversion model scored it, or no open lead."""
+    models, as_of = scores.attrs.get("models"), scores.attrs.get("as_of")
+    if models is not None and "conversion" not in models:
+        return (
+            "no prospect: the conversion model was not loaded when the list was written (no crm_conversion "
+            "champion); train one, then run `crm-score score` again"
+        )
+    when = f" at {as_of}" if as_of else ""
+    return f"no prospect: no open lead (not won, not lost, no order) was created before the cutoff{when}"
 
 
 def _records(frame: pd.DataFrame) -> Iterator[tuple]:
@@ -215,7 +243,7 @@ def _check_file(path: Path) -> None:
 
 
 def query_prospects(db_path: str | os.PathLike, q: ProspectQuery) -> dict:
-    """One page of the ranked list: {items, next_cursor, scored_at}; ties by `customer_id`, ascending."""
+    """One page of the ranked list: {items, next_cursor, scored_at, note (why no item)}; ties by `customer_id`."""
     if q.cursor:
         decode_cursor(q.cursor, q.order)  # a bad cursor is the caller's error, whether or not a store exists
     con = connect(db_path)
@@ -237,7 +265,21 @@ def query_prospects(db_path: str | os.PathLike, q: ProspectQuery) -> dict:
         items.append(item)
     last = rows[-1] if rows else None
     cursor = encode_cursor(q.order, last["rank_key"], last["customer_id"]) if more and last else None
-    return {"items": items, "next_cursor": cursor, "scored_at": meta.get("scored_at")}
+    note = None if items else _empty_note(meta, q)
+    return {"items": items, "next_cursor": cursor, "scored_at": meta.get("scored_at"), "note": note}
+
+
+def _empty_note(meta: dict, q: ProspectQuery) -> str:
+    """Why a page has no item: the list is empty (and why, as written), or the filters or cursor leave none."""
+    if meta.get("rows") == "0":
+        return meta.get("note") or "no prospect: the list is empty (written by a version that did not say why)"
+    return "no prospect after this cursor" if q.cursor else "no prospect matches these filters"
+
+
+def _select(con: sqlite3.Connection) -> str:
+    """The select list of `COLUMNS`; a column a store written by an earlier version lacks reads as NULL."""
+    have = {row[1] for row in con.execute("PRAGMA table_info(prospects)").fetchall()}
+    return ", ".join(c if c in have or c not in LATER_COLUMNS else f"NULL AS {c}" for c in COLUMNS)
 
 
 def store_state(db_path: str | os.PathLike) -> str:
@@ -253,7 +295,7 @@ def store_state(db_path: str | os.PathLike) -> str:
         return f"{UNREADABLE}: {exc.why}"
     try:
         con.execute("SELECT key, value FROM meta").fetchall()
-        con.execute(f"SELECT {', '.join(COLUMNS)}, ev_key, p_key FROM prospects LIMIT 1").fetchall()
+        con.execute(f"SELECT {_select(con)}, ev_key, p_key FROM prospects LIMIT 1").fetchall()
     except sqlite3.DatabaseError as exc:
         return f"{UNREADABLE}: {exc}"
     finally:
@@ -285,7 +327,7 @@ def page_sql(con: sqlite3.Connection, q: ProspectQuery) -> tuple[str, list]:
         after_key, after_id = decode_cursor(q.cursor, q.order)
         where.append(f"{key} <= ? AND ({key} < ? OR customer_id > ?)")
         args += [after_key, after_key, after_id]
-    select = f"SELECT {', '.join(COLUMNS)}, {key} AS rank_key FROM prospects"
+    select = f"SELECT {_select(con)}, {key} AS rank_key FROM prospects"
     order = f" ORDER BY {key} DESC, customer_id"
     if q.min_score is not None and q.order == "expected_value" and _few_with_score(con, q.min_score):
         # Few rows reach the score: rank them through the (covering) score index and read only the page's

@@ -1,7 +1,9 @@
 """Batch scoring: every lead and customer as of a cutoff, with tiers, risk, value and reasons.
 
 The same bundle methods serve the API; this module adds the batch shape (one row per customer) written by
-`crm-score score` and read by the prospect list.
+`crm-score score` and read by the prospect list. Every row says how much its scores rest on (`evidence`, the
+rule of `evidence_levels`, shared with the API) and which kind of model made each (`*_model_kind`: "lightgbm", or
+"fallback" for the small model trained when the data was too thin for the full one).
 """
 
 from __future__ import annotations
@@ -28,6 +30,31 @@ SCORE_COLUMNS = [
     "top_reasons",
 ]
 CONTEXT_COLUMNS = ["source_channel", "current_stage", "industry", "region", "stall_ratio", "value_decile"]
+EVIDENCE_COLUMNS = ["evidence", "conversion_model_kind", "churn_model_kind", "clv_model_kind"]
+# Evidence: "none" without any touchpoint, funnel event or order before the cutoff; "thin" with fewer than
+# THIN_EVENTS of them or a record younger than THIN_DAYS days at the cutoff; "normal" otherwise.
+THIN_EVENTS, THIN_DAYS = 3, 14
+EVENT_TABLES = ("touchpoints", "funnel_events", "orders")
+
+
+def evidence_levels(events: np.ndarray, age_days: np.ndarray) -> np.ndarray:
+    """How much each record's scores rest on, from its events before the cutoff and its age there (days)."""
+    events, age = np.asarray(events), np.asarray(age_days, dtype=float)
+    thin = (events < THIN_EVENTS) | ~(age >= THIN_DAYS)  # an unknown age counts as young
+    return np.where(events == 0, "none", np.where(thin, "thin", "normal")).astype(object)
+
+
+def evidence_of(tables: dict, as_of: pd.Timestamp, ids: pd.Index) -> np.ndarray:
+    """`evidence_levels` of the customers `ids`, from the export's event tables and `created_at`."""
+    events = pd.Series(0, index=ids, dtype=np.int64)
+    for name in EVENT_TABLES:
+        frame = tables.get(name)
+        if frame is not None and len(frame):
+            before = frame.loc[frame["timestamp"] < as_of, "customer_id"]
+            events = events.add(before.value_counts().reindex(ids, fill_value=0), fill_value=0)
+    created = tables["customers"].drop_duplicates("customer_id").set_index("customer_id")["created_at"]
+    age = (as_of - created.reindex(ids)).dt.total_seconds() / 86400
+    return evidence_levels(events.to_numpy(), age.to_numpy(dtype=float, na_value=np.nan))
 
 
 def score_customers(
@@ -49,6 +76,7 @@ def score_customers(
             continue
         x = bundle.matrix(frame)
         pred = bundle.predict_matrix(x)
+        out.loc[ids, f"{kind}_model_kind"] = bundle.metadata.model_kind
         if kind == "conversion":
             out.loc[ids, "conversion_probability"] = pred
             out.loc[ids, "conversion_score"] = np.round(pred * 100).astype(int)
@@ -62,15 +90,19 @@ def score_customers(
         if reasons:
             for cid, items in zip(ids, bundle.reasons(frame, x, top=top), strict=True):
                 reason_map[cid][kind] = items
-    for col in [*SCORE_COLUMNS[1:-1], "value_decile"]:
+    for col in [*SCORE_COLUMNS[1:-1], "value_decile", *EVIDENCE_COLUMNS[1:]]:
         if col not in out.columns:
             out[col] = np.nan
+    out["evidence"] = evidence_of(tables, as_of, out.index)
     # A lead's expected value is its expected revenue over the CLV horizon, which the CLV model predicts
     # directly for open leads (P(conversion) x value once won, by total expectation); a buyer's is its CLV.
     out["expected_value"] = out["expected_clv"]
     out["top_reasons"] = [json.dumps(reason_map[cid]) for cid in out.index]
-    out = out.reset_index()
-    return out[SCORE_COLUMNS + CONTEXT_COLUMNS]
+    out = out.reset_index()[SCORE_COLUMNS + CONTEXT_COLUMNS + EVIDENCE_COLUMNS]
+    # Which models made the scores, for the prospect list to say why it is empty (`serving.store`).
+    out.attrs["models"] = {kind: bundle.metadata.model_kind for kind, bundle in bundles.items()}
+    out.attrs["as_of"] = str(as_of)
+    return out
 
 
 def _features_by_spec(tables: dict, as_of: pd.Timestamp, bundles: dict[str, ModelBundle]) -> dict[int, pd.DataFrame]:

@@ -52,7 +52,10 @@ def prospects(
     """Open leads ranked by expected value (default) or probability, ties by customer id; keyset pages.
 
     A lead is *stalled* when it has spent at least twice the typical time of its current stage there.
-    With `format=csv` the page comes as a spreadsheet; the next page's cursor is in `X-Next-Cursor`.
+    Each item says how much its score rests on (`evidence`) and the conversion model's kind (`model_kind`).
+    A page without items says why in `note` (for instance: no conversion model when the list was written).
+    With `format=csv` the page comes as a spreadsheet; the next page's cursor is in `X-Next-Cursor`, the note in
+    `X-Note`.
     """
     if format == "json" and limit > settings.max_page_size:
         raise invalid(("query", "limit"), f"JSON pages hold at most {settings.max_page_size}", "less_than_equal")
@@ -79,4 +82,6 @@ def _csv(page: dict) -> Response:
     headers = {"Content-Disposition": 'attachment; filename="prospects.csv"'}
     if page["next_cursor"]:
         headers["X-Next-Cursor"] = page["next_cursor"]
+    if page.get("note"):
+        headers["X-Note"] = page["note"]
     return Response(store.to_csv(page["items"]), media_type="text/csv; charset=utf-8", headers=headers)
