@@ -14,6 +14,7 @@ from tests.conftest import AS_OF
 from training.config import REGISTERED_NAMES, TrainConfig
 from training.cutoffs import plan_cutoffs
 from training.dataset import InsufficientData, check_sufficiency
+from training.evaluate import HEADLINE
 from training.fitting import FALLBACK_TREE
 from training.summary import TrainSummary
 from training.train import TrainOutcome, run_training, train_models
@@ -130,3 +131,17 @@ def test_too_few_clv_snapshots_are_named_as_the_cause_not_the_history():
     message = str(caught.value)
     assert "13 of them are needed" in message and "clv_snapshots allows 3" in message
     assert "days of history" not in message
+
+
+def test_churn_and_clv_fall_back_too_and_predict_finite_values(thin_tables):
+    config = TrainConfig(snapshots=3, clv_snapshots=13, min_positives=10**5)
+    outcome = train_models(thin_tables, AS_OF, config, kinds=("churn", "clv"))
+    assert set(outcome.fallbacks) == {"churn", "clv"} and not outcome.skipped
+    assert "customer(s) with later orders" in outcome.fallbacks["clv"]
+    for kind, result in outcome.results.items():
+        bundle = result.bundle
+        assert bundle.metadata.model_kind == "fallback", kind
+        boosters = [b for b in (bundle.booster, bundle.value_booster) if b is not None]
+        assert all(t["num_leaves"] <= 3 for b in boosters for t in b.dump_model()["tree_info"]), kind
+        assert np.isfinite(result.holdout_prediction).all() and (result.holdout_prediction >= 0).all(), kind
+        assert result.metrics[HEADLINE[kind]] > result.baseline[HEADLINE[kind]], kind
