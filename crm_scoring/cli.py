@@ -214,8 +214,8 @@ def train(
     summary = _guarded(lambda: pipelines.train(export, cfg, promote.value, str(data)))
     console = Console(stderr=False, width=140)
     console.print(summary.table())
-    for kind, reason in summary.outcome.skipped.items():
-        typer.secho(f"skipped {kind}: {reason}", fg=typer.colors.YELLOW)
+    for note in summary.notes():  # why a model is a fallback or was skipped, each once and in full
+        typer.secho(note, fg=typer.colors.YELLOW)
     if not summary.outcome.results:
         _fail("no model could be trained on this data (see the reasons above)")
 

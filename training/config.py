@@ -42,7 +42,11 @@ class TrainConfig:
     conversion_snapshots: int = 18  # conversion's: leads move fast, and older cohorts still teach the funnel
     snapshot_step_days: int = 30
     clv_snapshots: int = 24  # CLV's training cutoffs (windows cut at its validation cutoff), monthly
-    min_positives: int = 50  # data-sufficiency check: fewer positive examples and a model is not trained
+    # Positive examples (converted, churned, or CLV customers with later orders) in the training and in the
+    # validation snapshots: from `min_positives` the full LightGBM model is trained; from `fallback_min_positives`
+    # up to it, the small regularised fallback model (`training.fitting.fallback_params`); below, none.
+    min_positives: int = 50
+    fallback_min_positives: int = 10
     min_history_days: int = 60
     funnel: Funnel = DEFAULT_FUNNEL  # the file's `stages` (in order, won last) and `lost_stage`
     lightgbm: LightGBMParams = field(default_factory=LightGBMParams)

@@ -15,7 +15,7 @@ import pandas as pd
 from crmdata.funnel import DEFAULT_FUNNEL, Funnel
 from crmdata.populations import eligible_ids
 from training.config import TrainConfig
-from training.cutoffs import CENSORED_KINDS, HOLDOUT_WINDOW_CAP_DAYS, CutoffPlan
+from training.cutoffs import CENSORED_KINDS, TRAINING_GAP_CAP_DAYS, CutoffPlan
 from training.features import FeatureSpec, build_features
 from training.labels import (
     make_churn_labels,
@@ -102,7 +102,7 @@ def snapshot(
 
 
 def check_sufficiency(kind: str, plan: CutoffPlan, config: TrainConfig, tables: dict) -> None:
-    """Raise InsufficientData when a model's inputs, label windows or positives are missing."""
+    """Raise InsufficientData when a model's input tables or label windows are missing."""
     missing = [t for t in REQUIRED_TABLES[kind] if tables.get(t) is None or tables[t].empty]
     if missing:
         raise InsufficientData(f"{kind}: skipped, it needs the {', '.join(missing)} table(s) and the data has none")
@@ -111,27 +111,64 @@ def check_sufficiency(kind: str, plan: CutoffPlan, config: TrainConfig, tables: 
     # the horizon's length is then learnt, not extrapolated from short windows.
     whole = [t for t in plan.training if t + horizon <= plan.validation]
     if not (whole if kind in CENSORED_KINDS else plan.training):
-        need = min(plan.horizon_days, HOLDOUT_WINDOW_CAP_DAYS) + plan.horizon_days + config.min_history_days
-        raise InsufficientData(
-            f"{kind}: skipped, its {plan.horizon_days}-day label windows cannot fit before {plan.as_of.date()}: the "
-            f"data starts {plan.data_start.date()}, and a validation window plus one training snapshot need at least "
-            f"{need} days of history (or pass a shorter --{kind}-horizon-days)"
+        raise InsufficientData(_no_window_message(kind, plan, config))
+
+
+def _no_window_message(kind: str, plan: CutoffPlan, config: TrainConfig) -> str:
+    """Why no training snapshot fits, and what is needed: more history, or (CLV) more snapshots back in time.
+
+    Training cutoffs step back `snapshot_step_days` from the first one, `snapshot_count(kind)` of them; a censored
+    kind (CLV) needs one whose whole window closes by the validation cutoff, a whole-window kind any at all.
+    """
+    step = pd.Timedelta(days=config.snapshot_step_days)
+    first = plan.training[0] if plan.training else None
+    if first is None:  # the first cutoff is as in `plan_cutoffs`, whether or not the history reaches it
+        gap = config.snapshot_step_days if kind in CENSORED_KINDS else min(plan.horizon_days, TRAINING_GAP_CAP_DAYS)
+        first = plan.validation - pd.Timedelta(days=gap)
+    latest = plan.validation - pd.Timedelta(days=plan.horizon_days) if kind in CENSORED_KINDS else first
+    steps = max(0, -(-(first - latest) // step))  # steps back from the first cutoff to a usable one
+    cutoff = first - step * steps
+    history = (plan.as_of - cutoff).days + config.min_history_days
+    earliest = plan.data_start + pd.Timedelta(days=config.min_history_days)
+    window = f"{kind}: skipped, its {plan.horizon_days}-day label windows cannot fit before {plan.as_of.date()}"
+    if kind in CENSORED_KINDS and steps + 1 > config.snapshot_count(kind):
+        return (
+            f"{window}: one training snapshot's whole window must close by the validation cutoff "
+            f"{plan.validation.date()}, so the snapshots, {config.snapshot_step_days} days apart, must reach back to "
+            f"{cutoff.date()}: {steps + 1} of them are needed and the setting {kind}_snapshots allows "
+            f"{config.snapshot_count(kind)} (raise it, or pass a shorter --{kind}-horizon-days)"
+            + ("" if cutoff >= earliest else f"; the data, starting {plan.data_start.date()}, is also short of it")
         )
+    return (
+        f"{window}: the data starts {plan.data_start.date()}, and a training snapshot at {cutoff.date()}, "
+        f"{config.min_history_days} days into the data, needs at least {history} days of history before "
+        f"{plan.as_of.date()} (or pass a shorter --{kind}-horizon-days)"
+    )
 
 
-def check_positives(kind: str, config: TrainConfig, train: Snapshot, valid: Snapshot) -> None:
-    """Raise InsufficientData when the training or validation rows hold too few positive examples."""
+def check_positives(kind: str, config: TrainConfig, train: Snapshot, valid: Snapshot) -> str | None:
+    """Which model the positive examples justify: None for the full model, else why the fallback is trained.
+
+    The rule: fewer than `config.min_positives` positives in the training or the validation snapshots and the
+    full LightGBM model is not justified, so the small fallback model is trained; fewer than
+    `config.fallback_min_positives` (or every example positive) and InsufficientData is raised: nothing is trained.
+    """
+    what = "customer(s) with later orders" if kind == "clv" else "positive example(s)"
+    counts = {part: int((snap.labels > 0).sum()) for part, snap in (("training", train), ("validation", valid))}
+    floor = min(config.fallback_min_positives, config.min_positives)
     for part, snap in (("training", train), ("validation", valid)):
-        positives = int((snap.labels > 0).sum())
-        if kind != "clv" and positives < config.min_positives:
+        if counts[part] < floor:
             raise InsufficientData(
-                f"{kind}: skipped, only {positives} positive example(s) in the {part} snapshots "
-                f"(at least {config.min_positives} needed); more history or more customers would be needed"
+                f"{kind}: skipped, only {counts[part]} {what} in the {part} snapshots; even the fallback model needs "
+                f"at least {floor} (setting fallback_min_positives) and the full model {config.min_positives} "
+                f"(setting min_positives); more history or more customers would be needed"
             )
-        if kind == "clv" and positives < config.min_positives:
-            raise InsufficientData(
-                f"{kind}: skipped, only {positives} customer(s) with later orders in the {part} snapshots "
-                f"(at least {config.min_positives} needed)"
-            )
-        if kind != "clv" and positives == len(snap.labels):
+        if kind != "clv" and counts[part] == len(snap.labels):
             raise InsufficientData(f"{kind}: skipped, every {part} example is positive; nothing to learn from")
+    if min(counts.values()) >= config.min_positives:
+        return None
+    return (
+        f"{kind}: fallback model, only {counts['training']} {what} in the training and {counts['validation']} in "
+        f"the validation snapshots; the full LightGBM model needs {config.min_positives} in each "
+        f"(setting min_positives)"
+    )

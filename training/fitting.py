@@ -3,6 +3,8 @@
 Classifiers are one binary booster with a Platt calibrator fitted on the holdout (churn also carries its
 calibration across seasons); CLV is two log-link boosters, orders (Poisson) times value per order (gamma).
 A refit reuses the rounds, encoder and calibrator of a fit that chose them on the holdout.
+The fallback model (too few positives for the full one, see `training.dataset.check_positives`) is the same
+bundle with small, heavily regularised boosters (`fallback_params`), so serving, reasons and artifacts are alike.
 """
 
 from __future__ import annotations
@@ -52,9 +54,36 @@ def lightgbm_params(kind: str, config: TrainConfig, spec: FeatureSpec) -> dict:
     return params
 
 
-def value_params(config: TrainConfig, spec: FeatureSpec) -> dict:
+# The fallback's boosters: depth-2 trees of 3 leaves, slow learning, strong L2, leaves of at least 2% of the
+# training rows (and never fewer than the full model's), categories smoothed hard; its rounds are chosen on the
+# holdout as the full model's are, up to FALLBACK_MAX_ROUNDS.
+FALLBACK_TREE = {"num_leaves": 3, "max_depth": 2, "learning_rate": 0.03, "lambda_l2": 30.0, "cat_smooth": 50}
+FALLBACK_LEAF_SHARE = 0.02
+FALLBACK_MAX_ROUNDS = 400
+
+
+def fallback_params(kind: str, config: TrainConfig, spec: FeatureSpec, rows: int) -> dict:
+    """The fallback model's parameters for `rows` training rows: the full model's, made small and regularised."""
+    params = lightgbm_params(kind, config, spec)
+    leaf = max(config.lightgbm.min_data_in_leaf, int(FALLBACK_LEAF_SHARE * rows))
+    return {**params, **FALLBACK_TREE, "min_data_in_leaf": leaf, "min_data_per_group": leaf}
+
+
+def is_fallback(params: dict) -> bool:
+    """Whether booster parameters are the fallback's."""
+    return params.get("max_depth") == FALLBACK_TREE["max_depth"] and params["num_leaves"] == FALLBACK_TREE["num_leaves"]
+
+
+def model_params(kind: str, config: TrainConfig, spec: FeatureSpec, fallback_rows: int | None = None) -> dict:
+    """The booster parameters of the full model, or of the fallback when `fallback_rows` (its row scale) is given."""
+    if fallback_rows is None:
+        return lightgbm_params(kind, config, spec)
+    return fallback_params(kind, config, spec, fallback_rows)
+
+
+def value_params(config: TrainConfig, spec: FeatureSpec, fallback_rows: int | None = None) -> dict:
     """CLV's order-value booster: gamma regression (log link, the mean of a skewed positive amount)."""
-    params = lightgbm_params("clv", config, spec)
+    params = model_params("clv", config, spec, fallback_rows)
     params.pop("monotone_constraints", None)
     params.pop("monotone_constraints_method", None)
     return {**params, "objective": "gamma"}
@@ -75,7 +104,10 @@ def season_transfer(spec: FeatureSpec, horizon: int, validation: pd.Timestamp) -
 
 
 def _train_booster(params, x, y, valid, config: TrainConfig, spec: FeatureSpec, rounds=None, weight=None, offset=None):
-    """One booster: early stopping on `valid` (x, y, weight, offset), or exactly `rounds` rounds without it."""
+    """One booster: early stopping on `valid` (x, y, weight, offset), or exactly `rounds` rounds without it.
+
+    A fallback's parameters (its small trees) stop by FALLBACK_MAX_ROUNDS.
+    """
     categorical = [i for i, c in enumerate(spec.columns) if c in set(spec.categorical)]
     data = lgb.Dataset(
         x,
@@ -92,7 +124,7 @@ def _train_booster(params, x, y, valid, config: TrainConfig, spec: FeatureSpec, 
     return lgb.train(
         params,
         data,
-        num_boost_round=config.lightgbm.max_rounds,
+        num_boost_round=FALLBACK_MAX_ROUNDS if is_fallback(params) else config.lightgbm.max_rounds,
         valid_sets=[lgb.Dataset(x_v, y_v, weight=w_v, init_score=o_v, reference=data)],
         callbacks=[lgb.early_stopping(config.lightgbm.early_stopping_rounds, verbose=False)],
     )
@@ -118,25 +150,28 @@ def fit_bundle(
     spec: FeatureSpec,
     config: TrainConfig,
     refit: ModelBundle | None = None,
+    fallback_rows: int | None = None,
 ) -> ModelBundle:
     """Fit with early stopping on the validation snapshot, then calibrate on it (classifiers).
 
     With `refit` (a bundle fitted that way), fit again on `train` alone for the rounds `refit` chose and keep
     its encoder and calibrator: how a model that has chosen its size on a holdout is refitted on all rows.
+    With `fallback_rows`, the boosters are the fallback's (`fallback_params`), regularised for that many rows.
     """
     encoder = refit.encoder if refit else CategoryEncoder(spec.categorical).fit(train.features)
     layout = ModelBundle(kind=kind, spec=spec, encoder=encoder, booster=None)  # type: ignore[arg-type]  # matrices only
     x = (layout.matrix(train.features), layout.matrix(valid.features))
     fit = _fit_clv if kind == "clv" else _fit_classifier
-    return ModelBundle(kind=kind, spec=spec, encoder=encoder, **fit(kind, x, train, valid, spec, config, refit))
+    fitted = fit(kind, x, train, valid, spec, config, refit, fallback_rows)
+    return ModelBundle(kind=kind, spec=spec, encoder=encoder, **fitted)
 
 
-def _fit_classifier(kind, x, train: Snapshot, valid: Snapshot, spec, config: TrainConfig, refit) -> dict:
+def _fit_classifier(kind, x, train: Snapshot, valid: Snapshot, spec, config: TrainConfig, refit, fallback_rows) -> dict:
     """A classifier's booster, with the calibrator (and, for churn, the season transfer) fitted on the holdout."""
     x_train, x_valid = x
     y_train, y_valid = train.labels.to_numpy(dtype=float), valid.labels.to_numpy(dtype=float)
     rounds = refit.booster.current_iteration() if refit else None
-    params = lightgbm_params(kind, config, spec)
+    params = model_params(kind, config, spec, fallback_rows)
     booster = _train_booster(params, x_train, y_train, (x_valid, y_valid, None, None), config, spec, rounds)
     if refit:
         return {"booster": booster, "calibrator": refit.calibrator, "season_transfer": refit.season_transfer}
@@ -145,7 +180,7 @@ def _fit_classifier(kind, x, train: Snapshot, valid: Snapshot, spec, config: Tra
     return {"booster": booster, "calibrator": Calibrator().fit(margin, y_valid), "season_transfer": transfer}
 
 
-def _fit_clv(kind, x, train: Snapshot, valid: Snapshot, spec, config: TrainConfig, refit) -> dict:
+def _fit_clv(kind, x, train: Snapshot, valid: Snapshot, spec, config: TrainConfig, refit, fallback_rows) -> dict:
     """CLV's two boosters: expected orders and expected value per order, both with a log link.
 
     CLV = expected orders x expected value per order, so reasons add up. Orders are Poisson with the log of
@@ -155,7 +190,7 @@ def _fit_clv(kind, x, train: Snapshot, valid: Snapshot, spec, config: TrainConfi
     x_train, x_valid = x
     valid_counts = (x_valid, valid.counts.to_numpy(dtype=float), None, np.log(valid.exposure.to_numpy()))
     booster = _train_booster(
-        lightgbm_params(kind, config, spec),
+        model_params(kind, config, spec, fallback_rows),
         x_train,
         train.counts.to_numpy(dtype=float),
         valid_counts,
@@ -167,7 +202,7 @@ def _fit_clv(kind, x, train: Snapshot, valid: Snapshot, spec, config: TrainConfi
     has_t, value_t, weight_t = _order_values(train)
     has_v, value_v, weight_v = _order_values(valid)
     value_booster = _train_booster(
-        value_params(config, spec),
+        value_params(config, spec, fallback_rows),
         x_train[has_t],
         value_t,
         (x_valid[has_v], value_v, weight_v, None),

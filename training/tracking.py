@@ -24,7 +24,7 @@ from training import plots
 from training.artifact import ModelLoadError, OutdatedModelFormat
 from training.config import REGISTERED_NAMES, TrainConfig
 from training.evaluate import HEADLINE
-from training.fitting import lightgbm_params
+from training.fitting import model_params
 from training.holdout import ModelResult, holdout_figure
 from training.promotion import (
     OWN_HOLDOUT,
@@ -80,6 +80,7 @@ def log_and_register(
     with parent_run as parent:
         log_run_params(outcome, tables, config, promote, data_dir)
         log_skipped(outcome.skipped)
+        mlflow.set_tags({f"fallback.{kind}": reason for kind, reason in outcome.fallbacks.items()})
         for kind, result in outcome.results.items():
             with mlflow.start_run(experiment_id=experiment_id, run_name=kind, nested=True) as child:
                 decision, version = log_model_run(result, outcome, tables, config, promote)
@@ -160,11 +161,19 @@ def log_skipped(skipped: dict[str, str]) -> None:
 
 
 def log_model_params(result: ModelResult, outcome: TrainOutcome, config: TrainConfig) -> None:
-    """A model run's parameters: its cutoffs, rows, size, data and LightGBM settings."""
+    """A model run's parameters: its cutoffs, rows, size, data, model kind and LightGBM settings.
+
+    A fallback (`meta.model_kind`) logs its own booster settings and is tagged with the reason it was trained.
+    """
     meta = result.bundle.metadata
+    fallback_rows = meta.train_rows if meta.model_kind == "fallback" else None
+    if result.kind in outcome.fallbacks:
+        mlflow.set_tag("fallback_reason", outcome.fallbacks[result.kind])
+    mlflow.set_tag("model_kind", meta.model_kind)
     mlflow.log_params(
         {
             "kind": result.kind,
+            "model_kind": meta.model_kind,
             "horizon_days": meta.horizon_days,
             "validation_cutoff": meta.validation_cutoff,
             "training_cutoffs": ",".join(meta.training_cutoffs),
@@ -174,7 +183,7 @@ def log_model_params(result: ModelResult, outcome: TrainOutcome, config: TrainCo
             "features": len(result.bundle.spec.columns),
             "data_fingerprint": outcome.fingerprint,
             "as_of": str(outcome.as_of),
-            **_flatten("lgb.", lightgbm_params(result.kind, config, outcome.spec)),
+            **_flatten("lgb.", model_params(result.kind, config, outcome.spec, fallback_rows)),
         }
     )
 
@@ -223,7 +232,9 @@ def log_model(result: ModelResult, name: str, tmp: str) -> str:
     with _printed_to_log():
         info = log_bundle(result.bundle, tmp, name, result.holdout.features.head(5))
     version = str(info.registered_model_version)
-    MlflowClient().set_registered_model_alias(name, CHALLENGER, version)
+    client = MlflowClient()
+    client.set_model_version_tag(name, version, "model_kind", result.bundle.metadata.model_kind)
+    client.set_registered_model_alias(name, CHALLENGER, version)
     return version
 
 

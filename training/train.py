@@ -44,16 +44,19 @@ class TrainOutcome:
     spec: FeatureSpec
     results: dict[str, ModelResult] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    fallbacks: dict[str, str] = field(default_factory=dict)  # models trained as the fallback, with the reason
     data_window: tuple[str, str] = ("", "")
     fingerprint: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingRows:
-    """One model's rows: the training snapshots, and the holdout (the validation snapshot)."""
+    """One model's rows: the training snapshots, the holdout (the validation snapshot), and, when they are too
+    few positives for the full model, why the fallback is trained instead (see `check_positives`)."""
 
     train: Snapshot
     holdout: Snapshot
+    fallback_reason: str | None = None
 
 
 def fingerprint(tables: dict) -> str:
@@ -67,14 +70,15 @@ def fingerprint(tables: dict) -> str:
 
 
 def build_rows(kind: str, plan: CutoffPlan, tables: dict, features: FeatureCache, config: TrainConfig) -> TrainingRows:
-    """The training and holdout rows of `plan`; raises InsufficientData when the data cannot support them."""
+    """The training and holdout rows of `plan`, with the fallback's reason if the full model is not justified;
+    raises InsufficientData when the data cannot support even the fallback."""
     check_sufficiency(kind, plan, config, tables)
     funnel = features.spec.funnel
     horizon = plan.horizon_days
     train = snapshot(kind, tables, list(plan.training), horizon, features, plan.train_label_end, funnel)
     holdout = snapshot(kind, tables, [plan.validation], horizon, features, plan.holdout_label_end, funnel)
-    check_positives(kind, config, train, holdout)
-    return TrainingRows(train=train, holdout=holdout)
+    reason = check_positives(kind, config, train, holdout)
+    return TrainingRows(train=train, holdout=holdout, fallback_reason=reason)
 
 
 def refit_rows(kind: str, plan: CutoffPlan, tables: dict, features: FeatureCache) -> Snapshot:
@@ -114,6 +118,7 @@ def describe(result: ModelResult, plan: CutoffPlan, outcome: TrainOutcome, confi
         data_window=tuple(outcome.data_window),
         data_fingerprint=outcome.fingerprint,
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        model_kind="fallback" if kind in outcome.fallbacks else "lightgbm",
         **serving_thresholds(result, config),
     )
 
@@ -121,15 +126,20 @@ def describe(result: ModelResult, plan: CutoffPlan, outcome: TrainOutcome, confi
 def train_one(
     plan: CutoffPlan, rows: TrainingRows, tables: dict, features: FeatureCache, config: TrainConfig
 ) -> ModelResult:
-    """Fit on the training rows, evaluate on the holdout, then (if configured) refit on every row."""
+    """Fit on the training rows, evaluate on the holdout, then (if configured) refit on every row.
+
+    A fallback keeps the regularisation scaled to its first fit's rows in the refit.
+    """
     kind, spec = plan.kind, features.spec
-    bundle = fit_bundle(kind, rows.train, rows.holdout, spec, config)
+    small = len(rows.train.labels) if rows.fallback_reason else None
+    bundle = fit_bundle(kind, rows.train, rows.holdout, spec, config, fallback_rows=small)
     result = evaluate_result(kind, bundle, rows.train, rows.holdout)  # holdout figures of the fit that never saw it
     if kind not in config.refit_on_holdout:
         return result
     # Every row again, windows now observed up to the training cutoff, for the rounds chosen above.
     every = refit_rows(kind, plan, tables, features)
-    return replace(result, bundle=fit_bundle(kind, every, rows.holdout, spec, config, refit=bundle))
+    refitted = fit_bundle(kind, every, rows.holdout, spec, config, refit=bundle, fallback_rows=small)
+    return replace(result, bundle=refitted)
 
 
 def train_models(
@@ -148,8 +158,11 @@ def train_models(
             rows = build_rows(kind, plan, tables, features, config)
         except InsufficientData as why:
             outcome.skipped[kind] = str(why)
-            log.warning("%s", why)
+            log.info("%s", why)  # reported once, in the training table (`TrainSummary`) and the run's tags
             continue
+        if rows.fallback_reason:
+            outcome.fallbacks[kind] = rows.fallback_reason
+            log.info("%s", rows.fallback_reason)
         result = train_one(plan, rows, tables, features, config)
         describe(result, plan, outcome, config)
         outcome.results[kind] = result

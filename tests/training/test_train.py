@@ -139,9 +139,10 @@ def test_short_history_skips_a_model_and_says_what_is_needed(tables):
     assert "days of history" in outcome.skipped["clv"]
 
 
-def test_too_few_positives_skip_a_model(tables):
-    outcome = train_models(tables, AS_OF, TrainConfig(snapshots=2, min_positives=10**6), kinds=("churn",))
-    assert "positive example" in outcome.skipped["churn"]
+def test_too_few_positives_even_for_the_fallback_skip_a_model(tables):
+    config = TrainConfig(snapshots=2, min_positives=10**6, fallback_min_positives=10**6)
+    outcome = train_models(tables, AS_OF, config, kinds=("churn",))
+    assert "positive example" in outcome.skipped["churn"] and "fallback_min_positives" in outcome.skipped["churn"]
 
 
 def test_customers_and_orders_alone_train_churn_and_clv(tables):
