@@ -5,8 +5,9 @@ Start it with `crm-score serve` (which calls `serve`) or `uvicorn serving.api:cr
 (read only by `serving.deps`), the middleware, the error handlers and one router per resource
 (`serving.routes`). The @champion models load in the background at start-up, so the app answers at once
 (`/health` 200, `/ready` 503 until one is loaded); a model that cannot be loaded leaves the app up, its routes
-answering 503 with the reason, and `/ready` naming it (`/ready?require=all` 503 until every model is in). Single-lead scoring (a few milliseconds of work) runs inline on
-the event loop (`CRM_SCORING_INLINE_MAX`); batches and blocking work (SQLite, the registry) go to the threadpool.
+answering 503 with the reason, and `/ready` naming it (`/ready?require=all` 503 until every model is in).
+Single-lead scoring (a few milliseconds of work) runs inline on the event loop (`CRM_SCORING_INLINE_MAX`);
+batches and blocking work (SQLite, the registry) go to the threadpool.
 """
 
 from __future__ import annotations
