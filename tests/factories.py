@@ -26,3 +26,14 @@ def orders_frame(rows: list[tuple]) -> pd.DataFrame:
 
 def _parsed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(timestamp=lambda d: pd.to_datetime(d.timestamp, format="ISO8601"))
+
+
+def point_mlflow_at(patch, models) -> None:
+    """Point MLflow and the embedded-store default (`CRM_SCORING_MODELS_DIR`) at the store in folder `models`."""
+    import mlflow
+
+    uri = f"sqlite:///{models / 'mlflow.db'}"
+    patch.setenv("MLFLOW_TRACKING_URI", uri)
+    patch.setenv("CRM_SCORING_MODELS_DIR", str(models))
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)

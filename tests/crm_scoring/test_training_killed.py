@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from crm_scoring.cli import app
 from simulator.simulate import SimConfig, simulate, write_simulation
+from tests.factories import point_mlflow_at
 from tests.servers import ROOT
 
 pytestmark = pytest.mark.slow
@@ -133,7 +134,7 @@ def store(tmp_path_factory):
     (root / "tiny.toml").write_text(TINY_TOML)
     models = root / "first" / "models"
     with pytest.MonkeyPatch.context() as patch:
-        _use(patch, models)
+        point_mlflow_at(patch, models)
         result = runner.invoke(app, _train_args(root))
         assert result.exit_code == 0, result.output
         champions = _champions()
@@ -146,17 +147,6 @@ def store(tmp_path_factory):
 def _train_args(root: Path, promote: str = "auto") -> list[str]:
     config = str(root / "tiny.toml")
     return ["train", "--data", str(root / "sim"), "--as-of", "2024-12-31", "--config", config, "--promote", promote]
-
-
-def _use(patch: pytest.MonkeyPatch, models: Path) -> None:
-    """Point MLflow and the embedded-store default at the store in `models`."""
-    import mlflow
-
-    uri = f"sqlite:///{models / 'mlflow.db'}"
-    patch.setenv("MLFLOW_TRACKING_URI", uri)
-    patch.setenv("CRM_SCORING_MODELS_DIR", str(models))
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
 
 
 def _champions() -> dict:
@@ -212,7 +202,7 @@ def test_a_training_killed_leaves_loadable_champions_failed_runs_and_a_store_the
     models = tmp_path / "models"
     shutil.copytree(store["models"], models)
     relocate_store(models)
-    _use(monkeypatch, models)
+    point_mlflow_at(monkeypatch, models)
     before = {run.info.run_id for run in _runs()}
 
     killed = _train_killed_at(point, store["root"], models)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from crm_scoring.cli import app
 from simulator.simulate import SimConfig, simulate, write_simulation
+from tests.factories import point_mlflow_at
 from training.config import TrainConfig
 
 AS_OF = pd.Timestamp("2024-12-31")
@@ -36,21 +37,10 @@ def tiny(tmp_path_factory):
     tables = load_tables(root / "sim", as_of=AS_OF)
     models = root / "a" / "models"
     with pytest.MonkeyPatch.context() as patch:
-        _use(patch, models)
+        point_mlflow_at(patch, models)
         summary = train(Export(tables, AS_OF, DEFAULT_FUNNEL), TINY, data_dir="sim", kinds=KINDS)
     assert set(summary.outcome.results) == set(KINDS)
     return {"root": root, "sim": root / "sim", "tables": tables, "models": models, "summary": summary}
-
-
-def _use(patch: pytest.MonkeyPatch, models: Path) -> None:
-    """Point MLflow and the embedded-store default at the store in `models`."""
-    import mlflow
-
-    uri = f"sqlite:///{models / 'mlflow.db'}"
-    patch.setenv("MLFLOW_TRACKING_URI", uri)
-    patch.setenv("CRM_SCORING_MODELS_DIR", str(models))
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
 
 
 def _copy_store(tiny, to: Path, monkeypatch) -> Path:
@@ -60,7 +50,7 @@ def _copy_store(tiny, to: Path, monkeypatch) -> Path:
     models = to / "models"
     shutil.copytree(tiny["models"], models)
     relocate_store(models)
-    _use(monkeypatch, models)
+    point_mlflow_at(monkeypatch, models)
     return models
 
 
@@ -191,7 +181,7 @@ def test_champions_of_one_training_are_one_set_and_a_cut_move_is_mixed(tmp_path,
 def test_runs_cleanup_fails_only_runs_left_running_for_longer_than_asked(tmp_path, monkeypatch):
     models = tmp_path / "models"
     models.mkdir()
-    _use(monkeypatch, models)
+    point_mlflow_at(monkeypatch, models)
     client = MlflowClient()
     experiment = client.create_experiment("crm-scoring")
     hours_ago = int((time.time() - 5 * 3600) * 1000)
@@ -209,7 +199,7 @@ def test_a_moved_store_reads_its_own_files_after_relocate(tmp_path, tiny, monkey
 
     models = tmp_path / "b" / "models"
     shutil.copytree(tiny["models"], models)
-    _use(monkeypatch, models)
+    point_mlflow_at(monkeypatch, models)
     bundles, missing = load_champions(KINDS)
     assert bundles == {}
     assert "was moved or copied from" in missing["crm_churn"] and "crm-score store relocate" in missing["crm_churn"]
