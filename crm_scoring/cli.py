@@ -12,6 +12,7 @@ import typer
 from crm_scoring.console import fail as _fail
 from crm_scoring.console import guarded as _guarded
 from crm_scoring.importer import import_export
+from crm_scoring.progress import shown
 from crm_scoring.upkeep import champions_app, runs_app, store_app
 
 app = typer.Typer(
@@ -74,11 +75,14 @@ def simulate(
     from simulator.simulate import SimConfig, simulate, write_simulation
 
     began = time.perf_counter()
-    try:
-        sim = simulate(SimConfig(customers=customers, seed=seed, start=start, end=end, as_of=as_of, scenario=scenario))
-    except ValueError as exc:
-        _fail(str(exc), 2)
-    write_simulation(sim, out, fmt.value)
+    with shown("simulate") as report:
+        try:
+            cfg = SimConfig(customers=customers, seed=seed, start=start, end=end, as_of=as_of, scenario=scenario)
+            sim = simulate(cfg, progress=report)
+        except ValueError as exc:
+            _fail(str(exc), 2)
+        report(f"writing the tables into {out}")
+        write_simulation(sim, out, fmt.value)
     rows = ", ".join(f"{k} {v:,}" for k, v in sim.meta["rows"].items())
     typer.echo(
         f"simulated {sim.meta['customers']:,} customers into {out} in {time.perf_counter() - began:.1f}s: {rows}"
@@ -209,9 +213,10 @@ def train(
 
     cfg = _config(config, conversion_horizon_days, churn_horizon_days, clv_horizon_days)
     cutoff = _inputs(data, as_of)
-    export = _load(data, cutoff, cfg.funnel)
-    _end_runs_on_sigterm()
-    summary = _guarded(lambda: pipelines.train(export, cfg, promote.value, str(data)))
+    with shown("train"):
+        export = _load(data, cutoff, cfg.funnel)
+        _end_runs_on_sigterm()
+        summary = _guarded(lambda: pipelines.train(export, cfg, promote.value, str(data)))
     console = Console(stderr=False, width=140)
     console.print(summary.table())
     for note in summary.notes():  # why a model is a fallback or was skipped, each once and in full
@@ -252,10 +257,11 @@ def score(
     if out.suffix not in (".csv", ".parquet"):
         _fail(f"--out {out}: the score file must end in .csv or .parquet", 2)
     cutoff = _inputs(data, as_of)
-    bundles, _, funnel = _champions()
-    _check_horizons(bundles, conversion=conversion_horizon_days, churn=churn_horizon_days, clv=clv_horizon_days)
-    export = _load(data, cutoff, funnel)
-    scores, store = pipelines.score(export, bundles, out, reasons=reasons, prospects_db=prospects_db)
+    with shown("score"):
+        bundles, _, funnel = _champions()
+        _check_horizons(bundles, conversion=conversion_horizon_days, churn=churn_horizon_days, clv=clv_horizon_days)
+        export = _load(data, cutoff, funnel)
+        scores, store = pipelines.score(export, bundles, out, reasons=reasons, prospects_db=prospects_db)
     typer.echo(
         f"scored {len(scores):,} leads and customers as of {export.cutoff.date()} into {out} (prospects: {store})"
     )
@@ -293,9 +299,10 @@ def evaluate(
 
     _inputs(data, None)
     cutoff = _cutoff(as_of)  # before loading anything: a typo fails fast
-    bundles, missing, funnel = _champions(quiet=as_json)
-    _check_horizons(bundles, conversion=conversion_horizon_days, churn=churn_horizon_days, clv=clv_horizon_days)
-    figures = pipelines.evaluate(_load(data, None, funnel), cutoff, bundles, data)
+    with shown("evaluate"):
+        bundles, missing, funnel = _champions(quiet=as_json)
+        _check_horizons(bundles, conversion=conversion_horizon_days, churn=churn_horizon_days, clv=clv_horizon_days)
+        figures = pipelines.evaluate(_load(data, None, funnel), cutoff, bundles, data)
     if as_json:
         typer.echo(json.dumps({"as_of": str(cutoff), "models": figures, "missing": missing}, indent=2))
         return
@@ -436,25 +443,26 @@ def budget(
     from marketing.advice import format_advice
 
     cutoff = _inputs(data, as_of)
-    bundles, _, funnel = _champions(["clv"], required=False, quiet=True)
-    if config:
-        funnel = _config(config, None, None, None).funnel
-    export = _load(data, cutoff, funnel)
-    if export.tables.get("channel_spend") is None:
-        _fail(f"{data}: budget advice needs the channel_spend table, and there is none", 2)
-    if not realised and "clv" not in bundles:
-        typer.secho("no CLV champion: leads are valued by realised revenue", fg=typer.colors.YELLOW, err=True)
-    try:
-        advice = pipelines.budget(
-            export,
-            bundles.get("clv"),
-            realised=realised,
-            total_budget=total_budget,
-            max_shift=max_shift,
-            locked=tuple(lock or ()),
-        )
-    except ValueError as exc:
-        _fail(str(exc), 2)
+    with shown("budget"):
+        bundles, _, funnel = _champions(["clv"], required=False, quiet=True)
+        if config:
+            funnel = _config(config, None, None, None).funnel
+        export = _load(data, cutoff, funnel)
+        if export.tables.get("channel_spend") is None:
+            _fail(f"{data}: budget advice needs the channel_spend table, and there is none", 2)
+        if not realised and "clv" not in bundles:
+            typer.secho("no CLV champion: leads are valued by realised revenue", fg=typer.colors.YELLOW, err=True)
+        try:
+            advice = pipelines.budget(
+                export,
+                bundles.get("clv"),
+                realised=realised,
+                total_budget=total_budget,
+                max_shift=max_shift,
+                locked=tuple(lock or ()),
+            )
+        except ValueError as exc:
+            _fail(str(exc), 2)
     typer.echo(json.dumps(advice, indent=2) if as_json else format_advice(advice))
 
 

@@ -3,6 +3,7 @@
 The CLI, the MLproject entry points (through the CLI) and the notebook all call these, so the wiring between the
 data contract, the models and the marketing layer lives in one place. The funnel vocabulary a job uses comes from
 the training config (train) or from the registered champions (everything after): one export, one vocabulary.
+Each job tells `crm_scoring.progress.report` its steps (shown only when a command opened a display).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from crm_scoring.progress import report
 from crmdata.contract import load_tables
 from crmdata.funnel import DEFAULT_FUNNEL, Funnel
 from crmdata.timeutil import data_end
@@ -31,6 +33,7 @@ class Export:
 
 def load_export(data: Path, as_of: pd.Timestamp | None, funnel: Funnel = DEFAULT_FUNNEL) -> Export:
     """Load the tables before `as_of` (default: after the last row); raises `ContractError` on bad data."""
+    report(f"loading and validating {data}")
     tables = load_tables(data, as_of=as_of, funnel=funnel)
     return Export(tables, as_of if as_of is not None else data_end(tables), funnel)
 
@@ -39,6 +42,7 @@ def champions(kinds=None) -> tuple[dict, dict[str, str]]:
     """The registered @champion models (configuring the tracking store first), and why any is missing."""
     from training.registry import configure, load_champions
 
+    report("loading the champion models")
     configure()
     return load_champions(kinds)
 
@@ -64,6 +68,7 @@ def train(export: Export, config, promote: str = "auto", data_dir: str = "", kin
     from training.preflight import check_before_training
     from training.train import run_training
 
+    report("checking the tracking store and the champions")
     check_before_training(kinds or MODEL_KINDS)
     launched = os.environ.pop("MLFLOW_RUN_ID", None)
     return run_training(
@@ -75,6 +80,7 @@ def train(export: Export, config, promote: str = "auto", data_dir: str = "", kin
         kinds=kinds or MODEL_KINDS,
         extra_logging=log_channels,
         parent_run_id=launched,
+        progress=report,
     )
 
 
@@ -138,8 +144,10 @@ def score(export: Export, bundles: dict, out: Path, reasons: bool = True, prospe
     from serving.store import write_prospects
     from training.scoring import score_customers, write_scores
 
-    scores = score_customers(export.tables, export.cutoff, bundles, reasons=reasons)
+    scores = score_customers(export.tables, export.cutoff, bundles, reasons=reasons, progress=report)
+    report(f"writing {out}")
     write_scores(scores, out)
+    report("writing the prospect store")
     return scores, write_prospects(scores, prospects_db)
 
 
@@ -147,7 +155,7 @@ def evaluate(export: Export, cutoff: pd.Timestamp, bundles: dict, data: Path) ->
     """Score the champions at a past cutoff and measure them on what happened after it (and on the oracle)."""
     from training.backtest import backtest, read_truth
 
-    return backtest(export.tables, cutoff, bundles, read_truth(data, cutoff))
+    return backtest(export.tables, cutoff, bundles, read_truth(data, cutoff), progress=report)
 
 
 def budget(export: Export, clv_bundle, realised: bool = False, **constraints) -> dict:
@@ -155,5 +163,6 @@ def budget(export: Export, clv_bundle, realised: bool = False, **constraints) ->
     from marketing.advice import budget_advice
     from training.scoring import model_lead_values
 
-    values = None if realised else model_lead_values(export.tables, export.cutoff, clv_bundle)
-    return budget_advice(export.tables, export.cutoff, values, **constraints)
+    report("valuing the leads")
+    values = None if realised else model_lead_values(export.tables, export.cutoff, clv_bundle, progress=report)
+    return budget_advice(export.tables, export.cutoff, values, progress=report, **constraints)

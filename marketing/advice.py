@@ -251,18 +251,24 @@ def budget_advice(
     tables: dict[str, pd.DataFrame],
     as_of: pd.Timestamp | str,
     lead_values: pd.Series | None = None,
+    progress=None,
     **constraints,
 ) -> dict:
     """Fit the response curves and recommend a budget in one call (see `fit_response_curves`, `recommend_budget`).
 
+    `progress(step, done, total)`, when given, hears the two steps: fitting the curves, then the optimisation.
     `constraints` may hold the fit's options (n_boot, seed, min_cv, min_periods, min_leads, prior_sd) and the
     optimiser's (total_budget, max_shift, min_spend, max_spend, locked, extrapolate). Without `lead_values`
     a lead is valued at its realised first-365-day net revenue (`realised_lead_values`).
     """
     fit_options = {k: constraints.pop(k) for k in _FIT_KEYS if k in constraints}
+    if progress:
+        progress("fitting the channel response curves", 0, 2)
     curves = fit_response_curves(tables, as_of, lead_values, **fit_options)
     if "seed" in fit_options:
         constraints.setdefault("seed", fit_options["seed"])
+    if progress:
+        progress("optimising the budget", 1, 2)
     advice = recommend_budget(curves, **constraints)
     advice["lead_values"] = "given" if lead_values is not None else "realised first-365-day net revenue"
     return advice

@@ -49,23 +49,35 @@ class Simulation:
     meta: dict
 
 
-def simulate(cfg: SimConfig) -> Simulation:
-    """Simulate `cfg.customers` leads and customers with their truth at `cfg.as_of`."""
+SIM_STEPS = ("arrivals", "funnel", "orders", "touchpoints", "tables", "truth")
+
+
+def simulate(cfg: SimConfig, progress=None) -> Simulation:
+    """Simulate `cfg.customers` leads and customers with their truth at `cfg.as_of`.
+
+    `progress(step, done, total)`, when given, hears each of the `SIM_STEPS` as it starts.
+    """
     scenario = _checked_scenario(cfg)
+    say = _stepper(progress)
     # One stream per concern, so that a change in one step leaves the others' draws as they were.
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(10)]
     calendar = Calendar.of(cfg)
     names = list(scenario.channels)
+    say("arrivals")
     spend = weekly_spend(scenario, calendar.n_weeks, calendar.as_of_week, streams[0])
     created, chan, scale = draw_arrivals(cfg.customers, scenario, spend, calendar, streams[1], streams[2])
     leads = draw_leads(streams[2], [scenario.channels[c] for c in names], created, chan)
     q, z, traits, t_end = leads.quality, leads.size, leads.traits, calendar.t_end
+    say("funnel")
     events, segments, won_at, state_at = simulate_funnel(q, z, created, t_end, calendar.t_asof, streams[3])
     death_at = won_at + streams[8].exponential(1.0 / traits.death_rate)  # never-won leads stay at inf
+    say("orders")
     orders = simulate_orders(streams[4], won_at, death_at, traits, cfg.start_ts, t_end)
+    say("touchpoints")
     touches = simulate_touches(streams[5], names, chan, created, q, segments, won_at, death_at, traits, t_end)
+    say("tables")
     tables = build_tables(cfg.start_ts, names, leads, events, touches, orders, spend, calendar, streams[6])
-
+    say("truth")
     first_order = np.where(np.isfinite(won_at), won_at + FIRST_ORDER_DELAY, np.inf)
     truth = oracle_truth(
         ids=customer_ids(len(created)),
@@ -83,6 +95,16 @@ def simulate(cfg: SimConfig) -> Simulation:
     channels = _channel_truth(cfg, scenario, spend, scale, calendar, streams[7])
     truth_channels = {"period_days": PERIOD_DAYS, "channels": channels}
     return Simulation(tables, truth, truth_channels, _meta(cfg, tables))
+
+
+def _stepper(progress):
+    """`say(step)`: tells `progress` the step's name and its place among `SIM_STEPS` (nothing without one)."""
+
+    def say(step: str) -> None:
+        if progress:
+            progress(f"simulating the {step}", SIM_STEPS.index(step), len(SIM_STEPS))
+
+    return say
 
 
 def _checked_scenario(cfg: SimConfig) -> Scenario:

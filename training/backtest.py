@@ -42,11 +42,19 @@ def read_truth(data_dir: Path, as_of: pd.Timestamp) -> pd.DataFrame | None:
     return None
 
 
-def backtest(tables: dict, as_of: pd.Timestamp, bundles: dict, truth: pd.DataFrame | None = None) -> dict:
-    """Figures per model: model (and oracle) against realised outcomes after `as_of`, with the row counts."""
-    scores = score_customers(_before(tables, as_of), as_of, bundles, reasons=False).set_index("customer_id")
+def backtest(
+    tables: dict, as_of: pd.Timestamp, bundles: dict, truth: pd.DataFrame | None = None, progress=None
+) -> dict:
+    """Figures per model: model (and oracle) against realised outcomes after `as_of`, with the row counts.
+
+    `progress(step, done, total)`, when given, hears the scoring's steps, then each model's measuring.
+    """
+    scores = score_customers(_before(tables, as_of), as_of, bundles, reasons=False, progress=progress)
+    scores = scores.set_index("customer_id")
     out: dict[str, dict] = {}
-    for kind, bundle in bundles.items():
+    for i, (kind, bundle) in enumerate(bundles.items()):
+        if progress:
+            progress(f"measuring {kind} against what happened ({i + 1} of {len(bundles)})", i, len(bundles))
         horizon = int(bundle.metadata.horizon_days)
         labels = labels_at(kind, tables, as_of, horizon, funnel=bundle.spec.funnel)
         if kind == "clv":  # judged on customers with a purchase history, as the oracle's CLV is

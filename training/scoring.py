@@ -34,6 +34,7 @@ EVIDENCE_COLUMNS = ["evidence", "conversion_model_kind", "churn_model_kind", "cl
 # Evidence: "none" without any touchpoint, funnel event or order before the cutoff; "thin" with fewer than
 # THIN_EVENTS of them or a record younger than THIN_DAYS days at the cutoff; "normal" otherwise.
 THIN_EVENTS, THIN_DAYS = 3, 14
+REASON_CHUNK = 5_000  # rows per reasons batch: the slow, per-row part of scoring, reported chunk by chunk
 EVENT_TABLES = ("touchpoints", "funnel_events", "orders")
 
 
@@ -58,9 +59,19 @@ def evidence_of(tables: dict, as_of: pd.Timestamp, ids: pd.Index) -> np.ndarray:
 
 
 def score_customers(
-    tables: dict, as_of: pd.Timestamp, bundles: dict[str, ModelBundle], reasons: bool = True, top: int = 3
+    tables: dict,
+    as_of: pd.Timestamp,
+    bundles: dict[str, ModelBundle],
+    reasons: bool = True,
+    top: int = 3,
+    progress=None,
 ) -> pd.DataFrame:
-    """One row per customer created before `as_of` with every available model's score and reasons."""
+    """One row per customer created before `as_of` with every available model's score and reasons.
+
+    `progress(step, done, total)`, when given, hears the feature build, each model and each chunk of reasons.
+    """
+    say = progress or _silent
+    say("building the features")
     features = _features_by_spec(tables, as_of, bundles)
     any_spec = next(iter(bundles.values())).spec
     base = features[id(any_spec)]
@@ -69,7 +80,8 @@ def score_customers(
         out[col] = base[col] if col in base.columns else None
     out["stall_ratio"] = base["stall_ratio"] if "stall_ratio" in base.columns else np.nan
     reason_map: dict[str, dict] = {cid: {} for cid in out.index}
-    for kind, bundle in bundles.items():
+    for i, (kind, bundle) in enumerate(bundles.items()):
+        say(f"scoring {kind} ({i + 1} of {len(bundles)})", i, len(bundles))
         ids = eligible_ids(kind, tables, as_of, bundle.spec.funnel).intersection(out.index)
         frame = features[id(bundle.spec)].loc[ids]
         if frame.empty:
@@ -88,11 +100,12 @@ def score_customers(
             out.loc[ids, "expected_clv"] = pred
             out.loc[ids, "value_decile"] = value_decile(pred, bundle.metadata.value_deciles)
         if reasons:
-            for cid, items in zip(ids, bundle.reasons(frame, x, top=top), strict=True):
+            for cid, items in zip(ids, _reasons(kind, bundle, frame, x, top, say), strict=True):
                 reason_map[cid][kind] = items
     for col in [*SCORE_COLUMNS[1:-1], "value_decile", *EVIDENCE_COLUMNS[1:]]:
         if col not in out.columns:
             out[col] = np.nan
+    say("weighing the evidence", len(bundles), len(bundles))
     out["evidence"] = evidence_of(tables, as_of, out.index)
     # A lead's expected value is its expected revenue over the CLV horizon, which the CLV model predicts
     # directly for open leads (P(conversion) x value once won, by total expectation); a buyer's is its CLV.
@@ -102,6 +115,21 @@ def score_customers(
     # Which models made the scores, for the prospect list to say why it is empty (`serving.store`).
     out.attrs["models"] = {kind: bundle.metadata.model_kind for kind, bundle in bundles.items()}
     out.attrs["as_of"] = str(as_of)
+    return out
+
+
+def _silent(step: str, done: int | None = None, total: int | None = None) -> None:
+    """The progress callback when nobody listens."""
+
+
+def _reasons(kind: str, bundle: ModelBundle, frame: pd.DataFrame, x: np.ndarray, top: int, say) -> list:
+    """`bundle.reasons` of every row, in chunks of `REASON_CHUNK` rows so that `say` can tell how far it is."""
+    out: list = []
+    for start in range(0, len(frame), REASON_CHUNK):
+        say(f"{kind} reasons", start, len(frame))
+        stop = start + REASON_CHUNK
+        out.extend(bundle.reasons(frame.iloc[start:stop], x[start:stop], top=top))
+    say(f"{kind} reasons", len(frame), len(frame))
     return out
 
 
@@ -136,7 +164,7 @@ def write_scores(scores: pd.DataFrame, path) -> None:
 
 
 def model_lead_values(
-    tables: dict, as_of: pd.Timestamp, clv_bundle: ModelBundle | None, horizon_days: int = 365
+    tables: dict, as_of: pd.Timestamp, clv_bundle: ModelBundle | None, horizon_days: int = 365, progress=None
 ) -> pd.Series:
     """Value of each lead over its first `horizon_days`: realised revenue so far plus the model's forecast.
 
@@ -158,7 +186,8 @@ def model_lead_values(
     remaining = (created + pd.Timedelta(days=horizon_days) - as_of).dt.days.clip(lower=0) / horizon_days
     forecast = pd.Series(0.0, index=created.index)
     if clv_bundle is not None and (remaining > 0).any():
-        scores = score_customers(tables, as_of, {"clv": clv_bundle}, reasons=False).set_index("customer_id")
+        scores = score_customers(tables, as_of, {"clv": clv_bundle}, reasons=False, progress=progress)
+        scores = scores.set_index("customer_id")
         clv_horizon = clv_bundle.metadata.horizon_days
         per_day = scores["expected_clv"].reindex(created.index).fillna(0.0) / clv_horizon
         forecast = per_day * remaining * horizon_days

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sys
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -145,14 +144,19 @@ def train_one(
 def train_models(
     tables: dict, as_of: pd.Timestamp, config: TrainConfig, kinds=MODEL_KINDS, progress=None
 ) -> TrainOutcome:
-    """Build snapshots, fit and evaluate each model; skip (with the reason) those the data cannot support."""
+    """Build snapshots, fit and evaluate each model; skip (with the reason) those the data cannot support.
+
+    `progress(step, done, total)`, when given, hears "training KIND (i of n)" before each model is built and fit.
+    """
     start = data_start(tables)
     spec = fit_feature_spec(tables, as_of, funnel=config.funnel)
     outcome = TrainOutcome(
         as_of=as_of, spec=spec, fingerprint=fingerprint(tables), data_window=(str(start), str(as_of))
     )
     features = FeatureCache(tables, spec)
-    for kind in kinds:
+    for i, kind in enumerate(kinds):
+        if progress:
+            progress(f"training {kind} ({i + 1} of {len(kinds)})", i, len(kinds))
         plan = plan_cutoffs(kind, as_of=as_of, data_start=start, config=config)
         try:
             rows = build_rows(kind, plan, tables, features, config)
@@ -166,8 +170,6 @@ def train_models(
         result = train_one(plan, rows, tables, features, config)
         describe(result, plan, outcome, config)
         outcome.results[kind] = result
-        if progress:
-            progress(kind)
     return outcome
 
 
@@ -180,19 +182,19 @@ def run_training(
     kinds=MODEL_KINDS,
     extra_logging=None,
     parent_run_id: str | None = None,
+    progress=None,
 ) -> TrainSummary:
     """Train every model the data supports, then log, register and promote them in MLflow.
 
     `extra_logging(outcome, tables)` runs inside the parent run (the pipeline logs its channel report there);
     `parent_run_id` is a run to log into as the parent (the one `mlflow run` opened), else a new run opens.
+    `progress(step, done, total)` hears each model's training, then the logging (the CLI shows it).
     """
-    from rich.progress import Progress
-
     from training.tracking import log_and_register  # MLflow is imported only when a run is logged
 
-    with Progress(disable=not sys.stderr.isatty(), transient=True) as bar:
-        task = bar.add_task("training", total=len(kinds))
-        outcome = train_models(tables, as_of, config, kinds, progress=lambda kind: bar.advance(task))
+    outcome = train_models(tables, as_of, config, kinds, progress=progress)
+    if progress:
+        progress("logging and registering the models in MLflow", len(kinds), len(kinds))
     decisions = (
         log_and_register(outcome, tables, config, promote, data_dir, extra_logging, parent_run_id)
         if outcome.results
