@@ -4,7 +4,8 @@ Classifiers are one binary booster with a Platt calibrator fitted on the holdout
 calibration across seasons); CLV is two log-link boosters, orders (Poisson) times value per order (gamma).
 A refit reuses the rounds, encoder and calibrator of a fit that chose them on the holdout.
 The fallback model (too few positives for the full one, see `training.dataset.check_positives`) is the same
-bundle with small, heavily regularised boosters (`fallback_params`), so serving, reasons and artifacts are alike.
+bundle with small, heavily regularised boosters (`fallback_params`), so serving, reasons and artifacts are alike;
+its Platt fit is shrunk toward the booster's own probabilities (`fallback_calibrator`), its holdout being small.
 """
 
 from __future__ import annotations
@@ -67,6 +68,33 @@ def fallback_params(kind: str, config: TrainConfig, spec: FeatureSpec, rows: int
     params = lightgbm_params(kind, config, spec)
     leaf = max(config.lightgbm.min_data_in_leaf, int(FALLBACK_LEAF_SHARE * rows))
     return {**params, **FALLBACK_TREE, "min_data_in_leaf": leaf, "min_data_per_group": leaf}
+
+
+# The weight, in pseudo-positives, of the fallback calibrator's prior that the booster's own probabilities hold.
+FALLBACK_CALIBRATION_PRIOR = 100.0
+
+
+def fallback_calibrator(margin: np.ndarray, y: np.ndarray, prior: float = FALLBACK_CALIBRATION_PRIOR) -> Calibrator:
+    """Platt scaling shrunk toward the identity (slope 1, intercept 0 on the raw booster's margin).
+
+    It maximises the log-likelihood minus prior/2 * ((slope - 1)^2 + intercept^2): the intercept's information is
+    about the holdout's positives (sum of p(1-p)), so the prior counts as `prior` positives and its weight fades as
+    the holdout's grow. A Platt fit on a dozen holdout positives follows their noise and that one window's rate.
+    """
+    slope, intercept = 1.0, 0.0
+    for _ in range(100):  # Newton's method on a strictly concave objective
+        p = 1.0 / (1.0 + np.exp(-(slope * margin + intercept)))
+        residual, weight = y - p, p * (1.0 - p)
+        gradient = np.array([residual @ margin - prior * (slope - 1.0), residual.sum() - prior * intercept])
+        cross = weight @ margin
+        hessian = np.array([[weight @ (margin * margin) + prior, cross], [cross, weight.sum() + prior]])
+        step = np.linalg.solve(hessian, gradient)
+        slope, intercept = slope + float(step[0]), intercept + float(step[1])
+        if np.abs(step).max() < 1e-10:
+            break
+    calibrator = Calibrator()
+    calibrator.slope_, calibrator.intercept_ = slope, intercept
+    return calibrator
 
 
 def is_fallback(params: dict) -> bool:
@@ -177,7 +205,8 @@ def _fit_classifier(kind, x, train: Snapshot, valid: Snapshot, spec, config: Tra
         return {"booster": booster, "calibrator": refit.calibrator, "season_transfer": refit.season_transfer}
     margin = booster.predict(x_valid, raw_score=True, num_threads=config.lightgbm.num_threads)
     transfer = season_transfer(spec, config.horizon(kind), valid.cutoffs.iloc[0]) if kind == "churn" else None
-    return {"booster": booster, "calibrator": Calibrator().fit(margin, y_valid), "season_transfer": transfer}
+    calibrator = Calibrator().fit(margin, y_valid) if fallback_rows is None else fallback_calibrator(margin, y_valid)
+    return {"booster": booster, "calibrator": calibrator, "season_transfer": transfer}
 
 
 def _fit_clv(kind, x, train: Snapshot, valid: Snapshot, spec, config: TrainConfig, refit, fallback_rows) -> dict:

@@ -11,11 +11,12 @@ from mlflow import MlflowClient
 
 from simulator.simulate import SimConfig, simulate, write_simulation
 from tests.conftest import AS_OF
+from training.bundle import Calibrator
 from training.config import REGISTERED_NAMES, TrainConfig
 from training.cutoffs import plan_cutoffs
 from training.dataset import InsufficientData, check_sufficiency
 from training.evaluate import HEADLINE
-from training.fitting import FALLBACK_TREE
+from training.fitting import FALLBACK_TREE, fallback_calibrator
 from training.summary import TrainSummary
 from training.train import TrainOutcome, run_training, train_models
 
@@ -81,6 +82,39 @@ def test_the_fallback_is_calibrated_and_ranks_on_its_holdout(registered):
     y = result.holdout.labels.to_numpy(dtype=float)
     assert result.metrics["roc_auc"] > result.baseline["roc_auc"]
     assert abs(result.holdout_prediction.mean() - y.mean()) < 0.03
+
+
+def _draw(rng, rows: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """A holdout of raw margins around a 10% rate whose true log-odds are the margin minus `shift`."""
+    margin = rng.normal(-2.3, 1.0, rows)
+    return margin, (rng.random(rows) < 1 / (1 + np.exp(shift - margin))).astype(float)
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.3, -0.3])
+def test_on_a_small_holdout_the_fallback_calibrator_errs_less_than_plain_platt(shift):
+    """150 holdout rows (about 15 positives): shrunk toward the booster, the calibration is nearer the truth."""
+    rng = np.random.default_rng(5)
+    grid = rng.normal(-2.3, 1.0, 5_000)
+    truth = 1 / (1 + np.exp(shift - grid))
+    platt, shrunk, bias = [], [], []
+    for _ in range(60):
+        margin, y = _draw(rng, 150, shift)
+        platt.append(np.abs(Calibrator().fit(margin, y).transform(grid) - truth).mean())
+        p = fallback_calibrator(margin, y).transform(grid)
+        shrunk.append(np.abs(p - truth).mean())
+        bias.append(p.mean() - truth.mean())
+    assert np.mean(shrunk) < 0.8 * np.mean(platt) and max(shrunk) < max(platt)
+    assert abs(np.mean(bias)) < 0.025  # a booster off by 0.3 in log-odds is mostly corrected
+
+
+def test_on_a_large_holdout_the_fallback_calibrator_follows_it_as_platt_does():
+    """The prior's weight fades: 50,000 rows of a booster miscalibrated in slope and intercept are followed."""
+    rng = np.random.default_rng(6)
+    margin = rng.normal(-2.3, 1.0, 50_000)
+    y = (rng.random(len(margin)) < 1 / (1 + np.exp(0.5 - 1.3 * margin))).astype(float)
+    platt, shrunk = Calibrator().fit(margin, y), fallback_calibrator(margin, y)
+    assert abs(shrunk.slope_ - platt.slope_) < 0.05 and abs(shrunk.intercept_ - platt.intercept_) < 0.1
+    assert abs(shrunk.slope_ - 1.3) < 0.1 and abs(shrunk.intercept_ + 0.5) < 0.2
 
 
 def test_the_training_table_says_fallback_and_each_reason_is_given_once_in_full(registered):
