@@ -51,7 +51,8 @@ hits = []
 
 
 def die():
-    print(f"killed at {{target}} call {{call}} {{when}} ({{crm_scoring.__file__}})", file=sys.stderr, flush=True)
+    # to the process's own stderr: the training may have redirected `sys.stderr` (MLflow's notices go to the log)
+    print(f"killed at {{target}} call {{call}} {{when}} ({{crm_scoring.__file__}})", file=sys.__stderr__, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
