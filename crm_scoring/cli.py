@@ -66,7 +66,9 @@ def simulate(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Cutoff of the truth; default end - 365 days.", callback=_iso)
     ] = None,
-    scenario: Annotated[str, typer.Option(help="Channel mix: default, volume_vs_value or saturated.")] = "default",
+    scenario: Annotated[
+        str, typer.Option(help="Scenario: default, volume_vs_value, saturated, carryover, unprofitable or seasonal.")
+    ] = "default",
     fmt: Annotated[Format, typer.Option("--format", help="File format of the tables.")] = Format.parquet,
 ) -> None:
     """Simulate a CRM export with ground truth (truth/customers, truth/channels.json, truth/meta.json)."""

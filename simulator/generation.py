@@ -76,6 +76,7 @@ class Calendar:
     week_start: np.ndarray  # first day of each week
     week_len: np.ndarray  # days of each week inside the run (the last one may be short)
     as_of_week: int  # the week holding the cutoff
+    start_day: int  # day of year of the start (1 = 1 January)
 
     @property
     def n_weeks(self) -> int:
@@ -95,6 +96,7 @@ class Calendar:
             week_start=week_start,
             week_len=np.minimum(PERIOD_DAYS, t_end - week_start),
             as_of_week=int(t_asof // PERIOD_DAYS),
+            start_day=start.dayofyear,
         )
 
 
@@ -145,10 +147,50 @@ def weekly_spend(scenario: Scenario, n_weeks: int, as_of_week: int, rng) -> pd.D
     return pd.DataFrame(out)
 
 
+def adstock(spend: np.ndarray, carryover: float) -> np.ndarray:
+    """Geometric adstock `A_w = lambda * A_(w-1) + (1 - lambda) * s_w`, started as if spend had always been `s_0`.
+
+    Equal to `(1 - lambda) * sum_k lambda^k * s_(w-k)` with the weeks before the first at its level, so a
+    constant spend gives A = s and the response curve keeps its steady-state meaning; lambda 0 gives A = s.
+    """
+    spend = np.asarray(spend, dtype=float)
+    if carryover == 0 or len(spend) == 0:
+        return spend
+    out = np.empty_like(spend)
+    level = spend[0]
+    for w, s in enumerate(spend):
+        level = carryover * level + (1 - carryover) * s
+        out[w] = level
+    return out
+
+
+def season_factor(scenario: Scenario, day_of_year: np.ndarray) -> np.ndarray:
+    """The paid channels' annual factor `1 + season * cos(2 pi (doy - peak) / 365.25)` (mean 1 over a year)."""
+    phase = 2 * np.pi * (np.asarray(day_of_year, dtype=float) - scenario.season_peak_day) / 365.25
+    return 1 + scenario.season * np.cos(phase)
+
+
 def _expected_leads(spec: ChannelSpec, spend: np.ndarray) -> np.ndarray:
-    """Expected leads per week at weekly spend `spend`: base + max * s^k / (s^k + h^k)."""
+    """Expected leads per week at weekly (adstocked) spend `spend`: base + max * s^k / (s^k + h^k)."""
     s = np.power(np.maximum(spend, 0.0), spec.shape)
     return spec.base + spec.max_leads * s / (s + spec.half_saturation**spec.shape)
+
+
+def expected_weekly_leads(scenario: Scenario, spend: pd.DataFrame, calendar: Calendar) -> np.ndarray:
+    """Expected leads per (week, channel) before scaling to the run's size, in the scenario's channel order.
+
+    A paid channel answers its adstocked spend times the annual season (taken at the week's middle); an
+    organic one brings its own mildly seasonal base. Short weeks bring proportionally fewer leads.
+    """
+    week_start, week_len = calendar.week_start, calendar.week_len
+    season = season_factor(scenario, sm.day_of_year(calendar.start_day, week_start + week_len / 2) + 1)
+    columns = [
+        _expected_leads(spec, adstock(spend[c].to_numpy(), spec.carryover)) * season
+        if spec.paid
+        else spec.base * (1 + 0.1 * np.sin(2 * np.pi * week_start / 365.25))
+        for c, spec in scenario.channels.items()
+    ]
+    return np.column_stack(columns) * (week_len / PERIOD_DAYS)[:, None]
 
 
 def draw_arrivals(
@@ -156,21 +198,10 @@ def draw_arrivals(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Creation day and channel of every lead, in time order, and the scale from expected to drawn leads.
 
-    Leads per (week, channel) follow each paid channel's response curve of that week's spend (organic
-    channels: a seasonal base), scaled so the run holds exactly `customers` leads.
+    Leads per (week, channel) follow `expected_weekly_leads`, scaled so the run holds exactly `customers` leads.
     """
     week_start, week_len = calendar.week_start, calendar.week_len
-    expected = (
-        np.column_stack(
-            [
-                _expected_leads(spec, spend[c].to_numpy())
-                if spec.paid
-                else spec.base * (1 + 0.1 * np.sin(2 * np.pi * week_start / 365.25))
-                for c, spec in scenario.channels.items()
-            ]
-        )
-        * (week_len / PERIOD_DAYS)[:, None]
-    )
+    expected = expected_weekly_leads(scenario, spend, calendar)
     scale = customers / expected.sum()
     counts = count_rng.multinomial(customers, (expected / expected.sum()).ravel()).reshape(expected.shape)
     cell = np.repeat(np.arange(counts.size), counts.ravel())

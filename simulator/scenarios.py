@@ -1,8 +1,9 @@
 """What the simulator can simulate: channel specs, the named scenarios and the run configuration.
 
-A scenario is a mix of source channels (paid ones answer weekly spend through saturating response curves,
-organic ones bring a steady flow) plus an optional budget raise late in the history; `SimConfig` picks one
-with the size, seed, time span and horizons of a run.
+A scenario is a mix of source channels (paid ones answer their carried-over weekly spend through saturating
+response curves, organic ones bring a steady flow), an optional annual season in paid lead response and an
+optional budget raise late in the history; `SimConfig` picks one with the size, seed, time span and horizons
+of a run.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ class ChannelSpec:
     value: float = 0.0  # log-shift of the customer's order values
     size: float = 0.0  # log-shift of company size
     touch_cost: float = 0.0  # mean cost of one paid touch (click, attendance)
+    carryover: float = 0.0  # geometric adstock decay lambda in [0, 1): the share of last week's effect kept
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.carryover < 1:
+            raise ValueError(f"carryover must lie in [0, 1), got {self.carryover}")
 
     @property
     def paid(self) -> bool:
@@ -51,11 +57,17 @@ BASE_CHANNELS: dict[str, ChannelSpec] = {
 
 @dataclass(frozen=True)
 class Scenario:
-    """A channel mix plus an optional across-the-board budget raise late in the history."""
+    """A channel mix, an optional annual season of paid lead response and an optional late budget raise."""
 
     channels: dict[str, ChannelSpec]
     raise_weeks: int = 0  # the last N weeks before `as_of` run at raised spend
     raise_factor: dict[str, float] = field(default_factory=dict)
+    season: float = 0.0  # amplitude of the paid channels' annual factor 1 + season * cos(...), in [0, 1)
+    season_peak_day: int = 1  # day of year (1 = 1 January) on which that factor peaks
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.season < 1:
+            raise ValueError(f"season must lie in [0, 1), got {self.season}")
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -74,6 +86,31 @@ SCENARIOS: dict[str, Scenario] = {
         raise_weeks=30,
         raise_factor={"search": 1.3, "social": 2.6, "email": 1.3, "event": 1.2},
     ),
+    # Spend keeps working for weeks after it is spent (events longest), and paid leads peak in autumn.
+    "carryover": Scenario(
+        {
+            **BASE_CHANNELS,
+            "search": replace(BASE_CHANNELS["search"], carryover=0.3),
+            "social": replace(BASE_CHANNELS["social"], carryover=0.5),
+            "email": replace(BASE_CHANNELS["email"], carryover=0.2),
+            "event": replace(BASE_CHANNELS["event"], carryover=0.7),
+        },
+        season=0.25,
+        season_peak_day=300,
+    ),
+    # Overspending: search, social and email run far past saturation (email's leads also worth less), so only
+    # events still pay at the margin, and none does at a 30% gross margin (at 10,000 to 20,000 customers).
+    "unprofitable": Scenario(
+        {
+            **BASE_CHANNELS,
+            "search": replace(BASE_CHANNELS["search"], spend=9000),
+            "social": replace(BASE_CHANNELS["social"], spend=9000),
+            "email": replace(BASE_CHANNELS["email"], spend=2100, value=-0.4),
+            "event": replace(BASE_CHANNELS["event"], spend=2200),
+        }
+    ),
+    # Paid leads peak in autumn; spend works within its week.
+    "seasonal": Scenario(BASE_CHANNELS, season=0.3, season_peak_day=300),
 }
 
 

@@ -1,9 +1,10 @@
 """A CRM simulator with ground truth: leads from spend-driven channels, a funnel, purchases and churn.
 
 The story (see README "The simulator"): paid channels bring leads through saturating response curves of
-their weekly spend; each lead has hidden quality and size that drive its touchpoints and funnel path;
-won leads buy repeatedly with heavy-tailed order values and seasonality until they silently stop;
-unhappy service tickets precede churn. The same seed always yields the same data.
+their carried-over (adstocked) weekly spend, with an optional annual season; each lead has hidden quality
+and size that drive its touchpoints and funnel path; won leads buy repeatedly with heavy-tailed order values
+and seasonality until they silently stop; unhappy service tickets precede churn. The same seed always
+yields the same data.
 
 The steps have their own homes: `simulator.scenarios` (what to simulate), `simulator.generation` (the
 draws), `simulator.tables` (the draws as the contract's tables), `simulator.oracle` (the truth per customer)
@@ -24,6 +25,7 @@ from simulator.generation import (
     draw_arrivals,
     draw_lead_traits,
     draw_leads,
+    expected_weekly_leads,
     simulate_funnel,
     simulate_orders,
     simulate_touches,
@@ -34,7 +36,15 @@ from simulator.scenarios import PERIOD_DAYS, SCENARIOS, ChannelSpec, Scenario, S
 from simulator.tables import build_tables, customer_ids
 from simulator.writing import write_simulation
 
-__all__ = ["SCENARIOS", "SimConfig", "Simulation", "channel_value_per_lead", "simulate", "write_simulation"]
+__all__ = [
+    "SCENARIOS",
+    "SimConfig",
+    "Simulation",
+    "channel_truth",
+    "channel_value_per_lead",
+    "simulate",
+    "write_simulation",
+]
 
 VALUE_SAMPLE = 12_000
 
@@ -59,8 +69,7 @@ def simulate(cfg: SimConfig, progress=None) -> Simulation:
     """
     scenario = _checked_scenario(cfg)
     say = _stepper(progress)
-    # One stream per concern, so that a change in one step leaves the others' draws as they were.
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(10)]
+    streams = _streams(cfg.seed)
     calendar = Calendar.of(cfg)
     names = list(scenario.channels)
     say("arrivals")
@@ -92,9 +101,33 @@ def simulate(cfg: SimConfig, progress=None) -> Simulation:
         start=cfg.start_ts,
         cfg=cfg,
     )
-    channels = _channel_truth(cfg, scenario, spend, scale, calendar, streams[7])
-    truth_channels = {"period_days": PERIOD_DAYS, "channels": channels}
+    truth_channels = _truth_channels(cfg, scenario, spend, scale, calendar, streams[7])
     return Simulation(tables, truth, truth_channels, _meta(cfg, tables))
+
+
+def channel_truth(cfg: SimConfig) -> dict:
+    """The `truth_channels` that `simulate(cfg)` would give, without simulating the leads (fast at any size).
+
+    The run's scale is the ratio of `customers` to the expected leads of its spend, so no lead is drawn.
+    """
+    scenario = _checked_scenario(cfg)
+    streams = _streams(cfg.seed)
+    calendar = Calendar.of(cfg)
+    spend = weekly_spend(scenario, calendar.n_weeks, calendar.as_of_week, streams[0])
+    scale = cfg.customers / expected_weekly_leads(scenario, spend, calendar).sum()
+    return _truth_channels(cfg, scenario, spend, scale, calendar, streams[7])
+
+
+def _streams(seed: int) -> list:
+    """One random stream per concern, so that a change in one step leaves the others' draws as they were."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(10)]
+
+
+def _truth_channels(cfg: SimConfig, scenario: Scenario, spend, scale: float, calendar: Calendar, rng) -> dict:
+    """`channels.json`: the period, each paid channel's truth and the scenario's season (for information)."""
+    channels = _channel_truth(cfg, scenario, spend, scale, calendar, rng)
+    season = {"amplitude": scenario.season, "peak_day": scenario.season_peak_day}
+    return {"period_days": PERIOD_DAYS, "channels": channels, "season": season}
 
 
 def _stepper(progress):
@@ -122,7 +155,11 @@ def _checked_scenario(cfg: SimConfig) -> Scenario:
 def _channel_truth(
     cfg: SimConfig, scenario: Scenario, spend: pd.DataFrame, scale: float, calendar: Calendar, rng
 ) -> dict:
-    """Per paid channel: its true response curve in leads per period, value per lead and current spend."""
+    """Per paid channel: its true response curve in leads per period, value per lead, current spend, carryover.
+
+    The curve is the steady state (spend held at `s` long enough) of an average-season week; carryover and
+    season are given for information.
+    """
     recent = spend.iloc[max(0, calendar.as_of_week - 13) : calendar.as_of_week].mean()
     channels = {}
     for c, spec in scenario.channels.items():
@@ -137,6 +174,7 @@ def _channel_truth(
             },
             "value_per_lead": channel_value_per_lead(spec, cfg, rng, calendar.t_asof),
             "current_spend_per_period": float(recent[c]),
+            "carryover": spec.carryover,
         }
     return channels
 
