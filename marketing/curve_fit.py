@@ -76,11 +76,14 @@ class Problem:
         return grad, jac_t @ jac + np.diag(weight2)
 
 
-def levenberg_marquardt(problem: Problem, theta: np.ndarray, iterations: int = 200) -> tuple[np.ndarray, np.ndarray]:
+def levenberg_marquardt(
+    problem: Problem, theta: np.ndarray, iterations: int = 200, tol: float = 1e-9
+) -> tuple[np.ndarray, np.ndarray]:
     """Minimise the penalised sum of squares for a batch of starts/resamples at once, within the box bounds.
 
     A projected Levenberg-Marquardt with Marquardt's diagonal scaling, run on all rows still improving:
-    hundreds of small fits in one numpy loop. Returns theta (B, 4) and the penalised cost (B,).
+    hundreds of small fits in one numpy loop. A row stops once a step lowers its cost by less than a share `tol`.
+    Returns theta (B, 4) and the penalised cost (B,).
     """
     theta = np.clip(np.array(theta, dtype=float), problem.lower, problem.upper)
     cost = problem.cost(theta)
@@ -100,7 +103,7 @@ def levenberg_marquardt(problem: Problem, theta: np.ndarray, iterations: int = 2
         gain = (cost[active] - trial_cost) / np.maximum(cost[active], 1e-12)
         theta[active[better]], cost[active[better]] = trial[better], trial_cost[better]
         damping[active] = np.where(better, damping[active] / 3.0, damping[active] * 4.0)
-        done = (better & (gain < 1e-9)) | (damping[active] > 1e8)
+        done = (better & (gain < tol)) | (damping[active] > 1e8)
         active = active[~done]
     return theta, cost
 
