@@ -55,7 +55,7 @@ POOR_FIT_RELATIVE_RANGE, POOR_FIT_ROI_RANGE = 2.0, 1.0
 # on all but the last HELDOUT_PERIODS periods it predicts them worse than the mean of the fitted periods by
 # more than MIN_HELDOUT_SKILL (skill = 1 - MSE_curve / MSE_mean; 13 weeks are few, hence the margin).
 # Otherwise "good" when r2 >= GOOD_R2 and the held-out skill is not negative, else "weak" (still moved).
-MAX_P_VALUE, HELDOUT_PERIODS, MIN_HELDOUT_SKILL, GOOD_R2 = 0.01, 13, -0.5, 0.25
+MAX_P_VALUE, HELDOUT_PERIODS, MIN_HELDOUT_SKILL, GOOD_R2 = 0.05, 13, -0.5, 0.25
 BOOT_SELECT_STEPS = 2  # LM steps per resample and rate, warm from the full-data fit, to re-select lambda
 # A fit stops once a step gains less than this share of its cost: far below what separates the carryover
 # rates or moves the marginal return (checked: 1e-9 changes neither), at a third of the iterations.
