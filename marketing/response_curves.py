@@ -50,12 +50,14 @@ PRIOR_SD = (1.0, 0.35)
 # both twice the estimate and 1: the data cannot tell a strong return from none, and the difference matters.
 POOR_FIT_RELATIVE_RANGE, POOR_FIT_ROI_RANGE = 2.0, 1.0
 # Fit quality gates the moves. A curve "does not explain its data" (poor: the channel is not moved) when
-# either (1) an F-test of the curve (m, h, k and a nonzero lambda) against a constant, on the adstocked,
-# de-seasoned leads, gives p > MAX_P_VALUE: the spend explains no more than chance would; or (2) refitted
-# on all but the last HELDOUT_PERIODS periods it predicts them worse than the mean of the fitted periods by
-# more than MIN_HELDOUT_SKILL (skill = 1 - MSE_curve / MSE_mean; 13 weeks are few, hence the margin).
-# Otherwise "good" when r2 >= GOOD_R2 and the held-out skill is not negative, else "weak" (still moved).
-MAX_P_VALUE, HELDOUT_PERIODS, MIN_HELDOUT_SKILL, GOOD_R2 = 0.05, 13, -0.5, 0.25
+# (1) an F-test of the curve (m, h, k and a nonzero lambda) against a constant, on the adstocked, de-seasoned
+# leads, gives p > MAX_P_VALUE: its spend explains no more than chance would (pure noise: p > 0.05 in 40 of 40
+# generated series); or (2) refitted on all but the last HELDOUT_PERIODS periods, it predicts them with more
+# than twice the squared error of the fitted periods' mean (skill = 1 - MSE_curve / MSE_mean < MIN_HELDOUT_SKILL).
+# 13 weeks hold two or three spend regimes, so a real curve often scores a little below 0 there (a quarter of
+# small generated channels do): only a clear miss gates. "good" when r2 >= GOOD_R2 and the held-out skill is
+# not negative, "weak" otherwise (still moved).
+MAX_P_VALUE, HELDOUT_PERIODS, MIN_HELDOUT_SKILL, GOOD_R2 = 0.05, 13, -1.0, 0.25
 BOOT_SELECT_STEPS = 2  # LM steps per resample and rate, warm from the full-data fit, to re-select lambda
 # A fit stops once a step gains less than this share of its cost: far below what separates the carryover
 # rates or moves the marginal return (checked: 1e-9 changes neither), at a third of the iterations.
