@@ -58,7 +58,7 @@ POOR_FIT_RELATIVE_RANGE, POOR_FIT_ROI_RANGE = 2.0, 1.0
 # small generated channels do): only a clear miss gates. "good" when r2 >= GOOD_R2 and the held-out skill is
 # not negative, "weak" otherwise (still moved).
 MAX_P_VALUE, HELDOUT_PERIODS, MIN_HELDOUT_SKILL, GOOD_R2 = 0.05, 13, -1.0, 0.25
-BOOT_SELECT_STEPS = 2  # LM steps per resample and rate, warm from the full-data fit, to re-select lambda
+BOOT_SELECT_STEPS = 1  # LM steps per resample and rate, warm from the full-data fit, to re-select lambda
 # A fit stops once a step gains less than this share of its cost: far below what separates the carryover
 # rates or moves the marginal return (checked: 1e-9 changes neither), at a third of the iterations.
 # The naive fit (no carryover grid) keeps the stricter 1e-9 it always had, so that it reproduces earlier fits.
