@@ -58,7 +58,8 @@ POOR_FIT_RELATIVE_RANGE, POOR_FIT_ROI_RANGE = 2.0, 1.0
 # small generated channels do): only a clear miss gates. "good" when r2 >= GOOD_R2 and the held-out skill is
 # not negative, "weak" otherwise (still moved).
 MAX_P_VALUE, HELDOUT_PERIODS, MIN_HELDOUT_SKILL, GOOD_R2 = 0.05, 13, -1.0, 0.25
-BOOT_SELECT_STEPS = 1  # LM steps per resample and rate, warm from the full-data fit, to re-select lambda
+# LM steps per resample and rate, warm from the full-data fit, to re-select lambda (1 ranks as 6 do).
+BOOT_SELECT_STEPS = 1
 # A fit stops once a step gains less than this share of its cost: far below what separates the carryover
 # rates or moves the marginal return (checked: 1e-9 changes neither), at a third of the iterations.
 # The naive fit (no carryover grid) keeps the stricter 1e-9 it always had, so that it reproduces earlier fits.
@@ -197,8 +198,10 @@ def _fit_grid(spend, leads, drive, prior_sd, start=None) -> tuple[np.ndarray, np
 def _bootstrap_curve(spend, leads, drive, thetas, params, prior_sd, n_boot: int, rng) -> tuple[np.ndarray, np.ndarray]:
     """Refit on `n_boot` resamples of the periods at once, re-selecting the carryover rate per resample.
 
-    Periods are resampled as (adstocked spend, leads) pairs for every rate; a few warm-started steps per
-    resample and rate rank the rates by the same rule as the point fit, then the chosen ones run to the end.
+    Periods are resampled as (adstocked spend, leads) pairs for every rate (the adstock ran over the whole
+    sequence first); a warm-started step per resample and rate ranks the rates by the point fit's rule
+    (`select_carryover`), then each resample's chosen rate is fitted to the end. So the intervals on the
+    curve and its marginal return carry the uncertainty of the rate too.
     Returns the parameters (n_boot, 4) and the index of each resample's rate (n_boot,).
     """
     pick = rng.integers(0, len(spend), size=(n_boot, len(spend)))
@@ -300,6 +303,11 @@ def fit_channel_curve(
     start: np.ndarray | None = None,
 ) -> ChannelCurve:
     """Fit one channel's curve to its periods (spend, leads; in time order) and bootstrap it.
+
+    The Hill curve is fitted to the leads against the adstocked spend for every rate on the grid at once;
+    the rate with the lowest penalised sum of squares wins if it beats lambda = 0 by the BIC-like margin of
+    `select_carryover` (n log(SSE_0 / SSE) > log n), else lambda = 0. A spend held at s gives A = s, so the
+    curve reads leads per period once spend has been s for a while (the steady state), at the average season.
 
     `values` are its leads' values; `rates` the carryover grid ((0.0,): no carryover); `season` the
     multiplicative season factor of each period (None: no season), divided out of the leads before the fit;

@@ -3,6 +3,8 @@
 Leads rise and fall with the season whatever the spend; a curve fitted to raw weekly leads would credit
 that to spend whenever a spend regime happened to meet a busy month. The season is estimated pooled over
 the paid channels, against what their curves expect from spend alone, and only from at least a year of data.
+Organic channels are left out: nothing says their leads share the paid channels' season (the simulator puts
+it on paid channels' leads only), and pooling a flat series in would shrink the amplitude.
 """
 
 from __future__ import annotations
