@@ -87,7 +87,7 @@ def _profit_total_sentence(rows: list[dict], margin: float, period: str) -> str:
             f"{best:.2f} x {margin:.0%} = {margin * best:.2f})"
         )
     else:
-        why = ", ".join(
+        why = " and ".join(
             part
             for part in (
                 f"the next unit of money returns less than it costs in {', '.join(cut)}" if cut else "",
@@ -185,17 +185,22 @@ def format_advice(advice: dict) -> str:
             f"   {r[key]:+,.0f} [{_num(r[key + '_low'], '+,.0f')}, {_num(r[key + '_high'], '+,.0f')}]"
         )
     t = advice["total"]
+    pct = f"{t['recommended_spend'] / t['current_spend'] - 1:+.0%}" if t["current_spend"] > 0 else ""
+    change = "expected_profit_change" if profit else "expected_uplift"
     lines.append(
-        f"{'total':<44}{t['current_spend']:>9,.0f}{t['recommended_spend']:>9,.0f}"
-        f"   expected value {t['expected_value_current']:,.0f} -> {t['expected_value_recommended']:,.0f} per {period}"
-        f" ({t['expected_uplift']:+,.0f}, 80% [{_num(t['expected_uplift_low'], '+,.0f')}, "
-        f"{_num(t['expected_uplift_high'], '+,.0f')}])"
+        f"{'total':<44}{t['current_spend']:>9,.0f}{t['recommended_spend']:>9,.0f}{pct:>7}{'':>23}"
+        f"   {t[change]:+,.0f} [{_num(t[change + '_low'], '+,.0f')}, {_num(t[change + '_high'], '+,.0f')}]"
+    )
+    lines.append(
+        f"expected value per {period}: {t['expected_value_current']:,.0f} now, "
+        f"{t['expected_value_recommended']:,.0f} advised ({t['expected_uplift']:+,.0f})"
     )
     if profit:
+        now, new = "expected_profit_current", "expected_profit_recommended"
         lines.append(
-            f"{'':<62}expected profit {t['expected_profit_current']:,.0f} -> {t['expected_profit_recommended']:,.0f}"
-            f" ({t['expected_profit_change']:+,.0f}, 80% [{_num(t['expected_profit_change_low'], '+,.0f')}, "
-            f"{_num(t['expected_profit_change_high'], '+,.0f')}])"
+            f"expected profit per {period}: {t[now]:,.0f} now [{_num(t[now + '_low'], ',.0f')}, "
+            f"{_num(t[now + '_high'], ',.0f')}], {t[new]:,.0f} advised [{_num(t[new + '_low'], ',.0f')}, "
+            f"{_num(t[new + '_high'], ',.0f')}] (80%)"
         )
     lines += ["", *(f"- {s}" for s in advice["sentences"])]
     return "\n".join(lines)
