@@ -1,0 +1,122 @@
+"""`crm-score budget`: channel budget advice (for value or for profit), or the what-if of a spend plan."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from crm_scoring.console import fail
+from crm_scoring.progress import shown
+
+AMOUNT_FORM = "channel=amount, e.g. search=4000"
+
+
+class Objective(StrEnum):
+    value = "value"
+    profit = "profit"
+
+
+def _amounts(param: typer.CallbackParam, values: list[str] | None) -> dict[str, float]:
+    """Repeated `channel=amount` options as {channel: amount}; anything else is refused naming the option."""
+    out: dict[str, float] = {}
+    for text in values or ():
+        name, sep, amount = text.partition("=")
+        try:
+            value = float(amount) if sep and name.strip() else None
+        except ValueError:
+            value = None
+        if value is None or value != value or value < 0:  # value != value: NaN
+            raise typer.BadParameter(f"{text!r} is not {AMOUNT_FORM} (a non-negative amount per period)")
+        out[name.strip()] = value
+    return out
+
+
+def _amount_option(flag: str, what: str):
+    return typer.Option(flag, callback=_amounts, help=f"{what} ({AMOUNT_FORM}; repeatable).")
+
+
+def budget(
+    data: Annotated[Path, typer.Option("--data", help="Input directory: one NAME.parquet or NAME.csv per table.")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Cutoff (exclusive), ISO date; default: the day after the data ends.")
+    ] = None,
+    objective: Annotated[
+        Objective,
+        typer.Option(
+            "--objective",
+            help="value: the most lead value for the same total; profit: the most margin x value - spend, "
+            "the total free.",
+        ),
+    ] = Objective.value,
+    margin: Annotated[
+        float | None,
+        typer.Option("--margin", help="Share of a lead's value that is profit (profit and --plan; default 1).", min=0),
+    ] = None,
+    total_budget: Annotated[
+        float | None, typer.Option("--total-budget", min=0, help="Spend per period to allocate (value objective).")
+    ] = None,
+    max_shift: Annotated[float, typer.Option("--max-shift", min=0, max=1, help="Largest move per channel.")] = 0.2,
+    min_move: Annotated[
+        float, typer.Option("--min-move", min=0, max=1, help="A smaller move (share of spend) is not made.")
+    ] = 0.03,
+    # The callbacks turn the repeated `channel=amount` texts into {channel: amount}.
+    min_spend: Annotated[list[str] | None, _amount_option("--min-spend", "A channel's least spend per period")] = None,
+    max_spend: Annotated[list[str] | None, _amount_option("--max-spend", "A channel's most spend per period")] = None,
+    current_spend: Annotated[
+        list[str] | None, _amount_option("--current-spend", "A channel's spend per period to start from")
+    ] = None,
+    lock: Annotated[
+        list[str] | None, typer.Option("--lock", help="A channel to keep at its spend (repeatable).")
+    ] = None,
+    plan: Annotated[
+        list[str] | None, _amount_option("--plan", "What if a channel spent this per period? Prints the what-if")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the advice JSON.")] = False,
+    realised: Annotated[bool, typer.Option(help="Value leads by realised revenue instead of the models.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML or JSON training settings.")] = None,
+) -> None:
+    """Channel performance and recommended budget shifts: where should next period's money go? With --plan: what
+    would a given spend bring?"""
+    import json
+
+    from crm_scoring import cli, pipelines
+    from marketing.advice import format_advice
+    from marketing.what_if import format_what_if
+
+    if margin is not None and margin <= 0:
+        fail("--margin must be above 0 (the share of a lead's value that is profit)", 2)
+    if objective == "profit" and total_budget is not None:
+        fail("--total-budget applies to --objective value; the profit objective chooses the total itself", 2)
+    cutoff = cli._inputs(data, as_of)
+    with shown("budget"):
+        bundles, _, funnel = cli._champions(["clv"], required=False, quiet=True)
+        if config:
+            funnel = cli._config(config, None, None, None).funnel
+        export = cli._load(data, cutoff, funnel)
+        if export.tables.get("channel_spend") is None:
+            fail(f"{data}: budget advice needs the channel_spend table, and there is none", 2)
+        if not realised and "clv" not in bundles:
+            typer.secho("no CLV champion: leads are valued by realised revenue", fg=typer.colors.YELLOW, err=True)
+        options = {"current_spend": current_spend or None, "margin": margin}
+        if not plan:
+            options |= {
+                "objective": objective.value,
+                "margin": 1.0 if margin is None else margin,
+                "total_budget": total_budget,
+                "max_shift": max_shift,
+                "min_move": min_move,
+                "min_spend": min_spend or None,
+                "max_spend": max_spend or None,
+                "locked": tuple(lock or ()),
+            }
+        try:
+            result = pipelines.budget(export, bundles.get("clv"), realised=realised, plan=plan or None, **options)
+        except ValueError as exc:
+            fail(str(exc), 2)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(format_what_if(result) if plan else format_advice(result))
