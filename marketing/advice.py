@@ -89,7 +89,7 @@ def recommend_budget(
         },
         "channels": rows,
         "total": _total_row(fits, current, recommended, margin if objective == PROFIT else None),
-        "sentences": advice_sentences(rows, curves.period_days, objective, margin, min_move),
+        "sentences": advice_sentences(rows, curves.period_days, objective, margin),
     }
 
 
@@ -175,7 +175,7 @@ def _reason(curve: ChannelCurve, status: str, allocation: Allocation) -> str:
     if status == LOCKED:
         return "locked by request"
     if status == KEPT and curve.channel in allocation.kept:
-        return f"the best move ({allocation.kept[curve.channel]:+.1%}) is under the min_move threshold"
+        return allocation.kept[curve.channel]
     return ""
 
 

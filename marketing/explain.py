@@ -133,9 +133,7 @@ def _average_sentence(row: dict, objective: str, margin: float) -> str | None:
     )
 
 
-def advice_sentences(
-    rows: list[dict], period_days: float, objective: str = "value", margin: float = 1.0, min_move: float = 0.0
-) -> list[str]:
+def advice_sentences(rows: list[dict], period_days: float, objective: str = "value", margin: float = 1.0) -> list[str]:
     """Plain sentences: the moves of money (and the total's change under profit), the channels kept and why,
     then average against marginal return per channel."""
     period = period_word(period_days)
@@ -147,10 +145,8 @@ def advice_sentences(
         if not out:
             out.append("keep the current allocation: no shift within the limits raises the expected value")
     for row in rows:
-        if row["status"] in (INSUFFICIENT, LOCKED):
+        if row["status"] in (INSUFFICIENT, LOCKED, KEPT) and row.get("reason"):
             out.append(f"keep {row['channel']} as it is: {row['reason']}")
-        elif row["status"] == KEPT and row.get("reason"):
-            out.append(f"keep {row['channel']} as it is: {row['reason']} ({min_move:.0%} of its spend)")
     out += [s for s in (_average_sentence(r, objective, margin) for r in rows) if s]
     return out
 

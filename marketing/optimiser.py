@@ -24,13 +24,16 @@ VALUE, PROFIT = "value", "profit"
 OBJECTIVES = (VALUE, PROFIT)
 # A move smaller than this share of a channel's current spend is not worth making: the channel is kept.
 MIN_MOVE = 0.03
+# Under the profit objective a channel moves only when this share of the bootstrap fits expect the move to pay
+# (the 80% interval of its profit change lies above zero): a curve the data hardly pin down is left alone.
+MIN_CONFIDENCE = 0.9
 
 
 @dataclass(frozen=True, kw_only=True)
 class Allocation:
     """Spend per period per channel (sorted by name): now and advised, the total, and why a channel did not move.
 
-    `kept` maps a channel kept at its spend to the move the optimum wanted (a share of its spend, under min_move).
+    `kept` maps a channel kept at its spend, though the optimum would move it, to why (a small or doubtful move).
     """
 
     fits: list[ChannelCurve]
@@ -40,7 +43,7 @@ class Allocation:
     frozen: dict[str, str]  # channel -> LOCKED or INSUFFICIENT
     objective: str = VALUE
     margin: float = 1.0
-    kept: dict[str, float] = field(default_factory=dict)
+    kept: dict[str, str] = field(default_factory=dict)
 
 
 def with_current_spend(curves: ResponseCurves, current_spend: Mapping[str, float] | None) -> ResponseCurves:
@@ -176,7 +179,9 @@ def _solve_value(
         fixed_lo, fixed_hi = np.where(small, current, lo), np.where(small, current, hi)
         if not fixed_lo.sum() - 1e-6 * total <= total <= fixed_hi.sum() + 1e-6 * total:
             break  # keeping them would break the total: the small moves stay
-        kept.update({fits[i].channel: recommended[i] / current[i] - 1.0 for i in np.flatnonzero(small)})
+        kept.update(
+            {fits[i].channel: _small_reason(recommended[i], current[i], min_move) for i in np.flatnonzero(small)}
+        )
         lo, hi = fixed_lo, fixed_hi
         recommended = _optimise(fits, lo, hi, total, seed)
     baseline_value = _total_value(fits, baseline)
@@ -205,8 +210,32 @@ def _solve_profit(
     start = np.clip(current, lo, hi)
     recommended = np.array([_best_profit(*args, margin) for args in zip(fits, lo, hi, start, strict=True)])
     small = _small_moves(current, recommended, lo, hi, min_move)
-    kept = {fits[i].channel: recommended[i] / current[i] - 1.0 for i in np.flatnonzero(small)}
-    return np.where(small, current, recommended), kept
+    kept = {fits[i].channel: _small_reason(recommended[i], current[i], min_move) for i in np.flatnonzero(small)}
+    recommended = np.where(small, current, recommended)
+    movable = _small_moves(current, recommended, lo, hi, np.inf)  # moves that could be undone
+    for i in np.flatnonzero(movable):
+        sure = _share_that_pays(fits[i], current[i], recommended[i], margin)
+        if sure < MIN_CONFIDENCE:
+            kept[fits[i].channel] = (
+                f"the best move ({recommended[i] / current[i] - 1.0:+.0%}) pays in only {sure:.0%} of the bootstrap "
+                f"fits ({MIN_CONFIDENCE:.0%} needed): the data do not pin this channel's return down"
+            )
+            recommended[i] = current[i]
+    return recommended, kept
+
+
+def _small_reason(recommended: float, current: float, min_move: float) -> str:
+    return (
+        f"the best move ({recommended / current - 1.0:+.1%}) is under the min_move threshold "
+        f"({min_move:.0%} of its spend)"
+    )
+
+
+def _share_that_pays(curve: ChannelCurve, current: float, recommended: float, margin: float) -> float:
+    """Share of the bootstrap fits in which moving from current to recommended spend raises the profit."""
+    gain = margin * (curve.boot_values(recommended) - curve.boot_values(current)) - (recommended - current)
+    gain = gain[np.isfinite(gain)]
+    return float((gain > 0).mean()) if len(gain) else 1.0
 
 
 def _best_profit(curve: ChannelCurve, lo: float, hi: float, start: float, margin: float) -> float:
