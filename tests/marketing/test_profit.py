@@ -159,3 +159,16 @@ def test_table_shows_fit_quality_and_objective_within_130_characters():
         rows = {line.split()[0]: line for line in table.splitlines()[3:6]}
         assert " weak " in rows["a"] and " r2 0.50 " in rows["b"]
     assert advice["channels"][0]["fit_quality"] == "weak"
+
+
+def test_under_profit_a_move_only_a_minority_of_bootstrap_fits_back_is_not_made():
+    sure = make_curve("a", [0, 50, 1000, 1.0], 40.0, 1000.0)  # marginal return 0.5: x 4 = 2, worth adding
+    boot = np.tile(sure.params, (10, 1))
+    boot[::2, 1] = 10.0  # half the fits: a fifth of the response, x 4 = 0.4, not worth it
+    doubtful = replace(sure, channel="b", boot_params=boot)
+    rows = {
+        r["channel"]: r for r in recommend_budget(curve_set(sure, doubtful), objective="profit", margin=4.0)["channels"]
+    }
+    assert rows["a"]["status"] == "moved" and rows["a"]["change_pct"] == pytest.approx(0.2)
+    assert rows["b"]["status"] == "kept" and rows["b"]["change"] == 0.0
+    assert "pays in only 50% of the bootstrap fits" in rows["b"]["reason"]
