@@ -38,85 +38,101 @@ def _amount_option(flag: str, what: str):
     return typer.Option(flag, callback=_amounts, help=f"{what} ({AMOUNT_FORM}; repeatable).")
 
 
+# The options; the `channel=amount` callbacks turn the repeated texts into {channel: amount}.
+Data = Annotated[Path, typer.Option("--data", help="Input directory: one NAME.parquet or NAME.csv per table.")]
+AsOf = Annotated[
+    str | None, typer.Option("--as-of", help="Cutoff (exclusive), ISO date; default: the day after the data ends.")
+]
+ObjectiveOpt = Annotated[
+    Objective,
+    typer.Option(
+        "--objective",
+        help="value: the most lead value for the same total; profit: the most margin x value - spend, the total free.",
+    ),
+]
+Margin = Annotated[
+    float | None,
+    typer.Option("--margin", min=0, help="Share of a lead's value that is profit (profit and --plan; default 1)."),
+]
+TotalBudget = Annotated[
+    float | None, typer.Option("--total-budget", min=0, help="Spend per period to allocate (value objective).")
+]
+MaxShift = Annotated[float, typer.Option("--max-shift", min=0, max=1, help="Largest move per channel.")]
+MinMove = Annotated[float, typer.Option("--min-move", min=0, max=1, help="A smaller move (share of spend) is kept.")]
+MinSpend = Annotated[list[str] | None, _amount_option("--min-spend", "A channel's least spend per period")]
+MaxSpend = Annotated[list[str] | None, _amount_option("--max-spend", "A channel's most spend per period")]
+CurrentSpend = Annotated[list[str] | None, _amount_option("--current-spend", "A channel's spend to start from")]
+Lock = Annotated[list[str] | None, typer.Option("--lock", help="A channel to keep at its spend (repeatable).")]
+Plan = Annotated[list[str] | None, _amount_option("--plan", "What if a channel spent this? Prints the what-if")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print only the JSON.")]
+Realised = Annotated[bool, typer.Option(help="Value leads by realised revenue instead of the models.")]
+Config = Annotated[Path | None, typer.Option("--config", help="TOML or JSON training settings.")]
+
+
 def budget(
-    data: Annotated[Path, typer.Option("--data", help="Input directory: one NAME.parquet or NAME.csv per table.")],
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Cutoff (exclusive), ISO date; default: the day after the data ends.")
-    ] = None,
-    objective: Annotated[
-        Objective,
-        typer.Option(
-            "--objective",
-            help="value: the most lead value for the same total; profit: the most margin x value - spend, "
-            "the total free.",
-        ),
-    ] = Objective.value,
-    margin: Annotated[
-        float | None,
-        typer.Option("--margin", help="Share of a lead's value that is profit (profit and --plan; default 1).", min=0),
-    ] = None,
-    total_budget: Annotated[
-        float | None, typer.Option("--total-budget", min=0, help="Spend per period to allocate (value objective).")
-    ] = None,
-    max_shift: Annotated[float, typer.Option("--max-shift", min=0, max=1, help="Largest move per channel.")] = 0.2,
-    min_move: Annotated[
-        float, typer.Option("--min-move", min=0, max=1, help="A smaller move (share of spend) is not made.")
-    ] = 0.03,
-    # The callbacks turn the repeated `channel=amount` texts into {channel: amount}.
-    min_spend: Annotated[list[str] | None, _amount_option("--min-spend", "A channel's least spend per period")] = None,
-    max_spend: Annotated[list[str] | None, _amount_option("--max-spend", "A channel's most spend per period")] = None,
-    current_spend: Annotated[
-        list[str] | None, _amount_option("--current-spend", "A channel's spend per period to start from")
-    ] = None,
-    lock: Annotated[
-        list[str] | None, typer.Option("--lock", help="A channel to keep at its spend (repeatable).")
-    ] = None,
-    plan: Annotated[
-        list[str] | None, _amount_option("--plan", "What if a channel spent this per period? Prints the what-if")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print only the advice JSON.")] = False,
-    realised: Annotated[bool, typer.Option(help="Value leads by realised revenue instead of the models.")] = False,
-    config: Annotated[Path | None, typer.Option("--config", help="TOML or JSON training settings.")] = None,
+    data: Data,
+    as_of: AsOf = None,
+    objective: ObjectiveOpt = Objective.value,
+    margin: Margin = None,
+    total_budget: TotalBudget = None,
+    max_shift: MaxShift = 0.2,
+    min_move: MinMove = 0.03,
+    min_spend: MinSpend = None,
+    max_spend: MaxSpend = None,
+    current_spend: CurrentSpend = None,
+    lock: Lock = None,
+    plan: Plan = None,
+    as_json: AsJson = False,
+    realised: Realised = False,
+    config: Config = None,
 ) -> None:
     """Channel performance and recommended budget shifts: where should next period's money go? With --plan: what
     would a given spend bring?"""
     import json
 
-    from crm_scoring import cli, pipelines
+    from crm_scoring import pipelines
     from marketing.advice import format_advice
     from marketing.what_if import format_what_if
 
     if margin is not None and margin <= 0:
         fail("--margin must be above 0 (the share of a lead's value that is profit)", 2)
-    if objective == "profit" and total_budget is not None:
+    if objective == Objective.profit and total_budget is not None:
         fail("--total-budget applies to --objective value; the profit objective chooses the total itself", 2)
-    cutoff = cli._inputs(data, as_of)
+    options = {"current_spend": current_spend or None, "margin": margin}
+    if not plan:
+        options |= {
+            "objective": objective.value,
+            "margin": 1.0 if margin is None else margin,
+            "total_budget": total_budget,
+            "max_shift": max_shift,
+            "min_move": min_move,
+            "min_spend": min_spend or None,
+            "max_spend": max_spend or None,
+            "locked": tuple(lock or ()),
+        }
     with shown("budget"):
-        bundles, _, funnel = cli._champions(["clv"], required=False, quiet=True)
-        if config:
-            funnel = cli._config(config, None, None, None).funnel
-        export = cli._load(data, cutoff, funnel)
-        if export.tables.get("channel_spend") is None:
-            fail(f"{data}: budget advice needs the channel_spend table, and there is none", 2)
-        if not realised and "clv" not in bundles:
-            typer.secho("no CLV champion: leads are valued by realised revenue", fg=typer.colors.YELLOW, err=True)
-        options = {"current_spend": current_spend or None, "margin": margin}
-        if not plan:
-            options |= {
-                "objective": objective.value,
-                "margin": 1.0 if margin is None else margin,
-                "total_budget": total_budget,
-                "max_shift": max_shift,
-                "min_move": min_move,
-                "min_spend": min_spend or None,
-                "max_spend": max_spend or None,
-                "locked": tuple(lock or ()),
-            }
+        export, clv = _export(data, as_of, config, realised)
         try:
-            result = pipelines.budget(export, bundles.get("clv"), realised=realised, plan=plan or None, **options)
+            result = pipelines.budget(export, clv, realised=realised, plan=plan or None, **options)
         except ValueError as exc:
             fail(str(exc), 2)
     if as_json:
         typer.echo(json.dumps(result, indent=2))
     else:
         typer.echo(format_what_if(result) if plan else format_advice(result))
+
+
+def _export(data: Path, as_of: str | None, config: Path | None, realised: bool):
+    """The export before the cutoff (exit 2 without channel spend) and the CLV champion, if any."""
+    from crm_scoring import cli
+
+    cutoff = cli._inputs(data, as_of)
+    bundles, _, funnel = cli._champions(["clv"], required=False, quiet=True)
+    if config:
+        funnel = cli._config(config, None, None, None).funnel
+    export = cli._load(data, cutoff, funnel)
+    if export.tables.get("channel_spend") is None:
+        fail(f"{data}: budget advice needs the channel_spend table, and there is none", 2)
+    if not realised and "clv" not in bundles:
+        typer.secho("no CLV champion: leads are valued by realised revenue", fg=typer.colors.YELLOW, err=True)
+    return export, bundles.get("clv")

@@ -47,16 +47,14 @@ def recommend_budget(
 
     Args:
         curves: `fit_response_curves` output.
-        total_budget: spend per period to allocate (currency); None keeps the current total. Value objective only:
-            with objective "profit" it is refused (the profit objective chooses the total).
+        total_budget: spend per period to allocate; None keeps the current total. Refused with "profit".
         max_shift: each channel stays within current x (1 +- max_shift).
         min_spend, max_spend: channel -> bounds on its spend per period.
         locked: channels kept at their current spend (channels with insufficient evidence are kept too).
         extrapolate: allow spend outside the range the channel's periods ever saw (default: no).
         objective: "value" maximises the total expected value at the same total; "profit" maximises
             margin x value - spend with the total free.
-        margin: the share of a lead's value that is profit (1.0: lead values are already profits). Used by
-            "profit"; the default 1.0 reads the lead values as profits.
+        margin: the share of a lead's value that is profit, for "profit" (default 1.0: values are profits).
         min_move: a move smaller than this share of a channel's spend is not made ("kept"; the rest re-solved).
         current_spend: channel -> spend per period to start from (default: the observed level).
     Returns:
