@@ -19,8 +19,8 @@ class Objective(StrEnum):
     profit = "profit"
 
 
-def _amounts(param: typer.CallbackParam, values: list[str] | None) -> dict[str, float]:
-    """Repeated `channel=amount` options as {channel: amount}; anything else is refused naming the option."""
+def amounts(values: list[str] | None) -> dict[str, float]:
+    """Repeated `channel=amount` texts as {channel: amount}; ValueError on anything else."""
     out: dict[str, float] = {}
     for text in values or ():
         name, sep, amount = text.partition("=")
@@ -29,16 +29,25 @@ def _amounts(param: typer.CallbackParam, values: list[str] | None) -> dict[str, 
         except ValueError:
             value = None
         if value is None or value != value or value < 0:  # value != value: NaN
-            raise typer.BadParameter(f"{text!r} is not {AMOUNT_FORM} (a non-negative amount per period)")
+            raise ValueError(f"{text!r} is not {AMOUNT_FORM} (a non-negative amount per period)")
         out[name.strip()] = value
     return out
 
 
+def _check_amounts(param: typer.CallbackParam, values: list[str] | None) -> list[str] | None:
+    """Refuse a malformed `channel=amount` option naming it (the command reads the texts with `amounts`)."""
+    try:
+        amounts(values)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return values
+
+
 def _amount_option(flag: str, what: str):
-    return typer.Option(flag, callback=_amounts, help=f"{what} ({AMOUNT_FORM}; repeatable).")
+    return typer.Option(flag, callback=_check_amounts, help=f"{what} ({AMOUNT_FORM}; repeatable).")
 
 
-# The options; the `channel=amount` callbacks turn the repeated texts into {channel: amount}.
+# The options (a `channel=amount` option is checked as it is parsed and read with `amounts`).
 Data = Annotated[Path, typer.Option("--data", help="Input directory: one NAME.parquet or NAME.csv per table.")]
 AsOf = Annotated[
     str | None, typer.Option("--as-of", help="Cutoff (exclusive), ISO date; default: the day after the data ends.")
@@ -98,7 +107,7 @@ def budget(
         fail("--margin must be above 0 (the share of a lead's value that is profit)", 2)
     if objective == Objective.profit and total_budget is not None:
         fail("--total-budget applies to --objective value; the profit objective chooses the total itself", 2)
-    options = {"current_spend": current_spend or None, "margin": margin}
+    options = {"current_spend": amounts(current_spend) or None, "margin": margin}
     if not plan:
         options |= {
             "objective": objective.value,
@@ -106,14 +115,14 @@ def budget(
             "total_budget": total_budget,
             "max_shift": max_shift,
             "min_move": min_move,
-            "min_spend": min_spend or None,
-            "max_spend": max_spend or None,
+            "min_spend": amounts(min_spend) or None,
+            "max_spend": amounts(max_spend) or None,
             "locked": tuple(lock or ()),
         }
     with shown("budget"):
         export, clv = _export(data, as_of, config, realised)
         try:
-            result = pipelines.budget(export, clv, realised=realised, plan=plan or None, **options)
+            result = pipelines.budget(export, clv, realised=realised, plan=amounts(plan) or None, **options)
         except ValueError as exc:
             fail(str(exc), 2)
     if as_json:

@@ -109,6 +109,19 @@ def test_budget_plan_prints_the_what_if(use_store, sim_dir):
     assert unknown.exit_code == 2 and "radio" in unknown.output
 
 
+def test_budget_min_max_and_current_spend_options_reach_the_advice(use_store, sim_dir):
+    args = ["budget", "--data", str(sim_dir), "--as-of", "2024-12-31", "--json", "--current-spend", "search=4000",
+            "--max-spend", "search=4100", "--min-spend", "social=3000"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    advice = json.loads(result.output)
+    assert advice["constraints"]["current_spend"] == {"search": 4000.0}
+    assert advice["constraints"]["max_spend"] == {"search": 4100.0}
+    rows = {r["channel"]: r for r in advice["channels"]}
+    assert rows["search"]["current_spend"] == 4000.0 and rows["search"]["recommended_spend"] <= 4100.0 + 1e-6
+    assert rows["social"]["recommended_spend"] >= 3000.0 - 1e-6
+
+
 def test_budget_amount_options_name_the_option_and_the_form(tmp_path):
     for option, text in [("--min-spend", "search"), ("--max-spend", "search=lots"), ("--current-spend", "=5"),
                          ("--plan", "search=-3")]:  # fmt: skip
