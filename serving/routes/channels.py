@@ -47,7 +47,8 @@ async def channel_performance(
 async def channel_budget(
     body: Annotated[ChannelBudgetRequest, Body()], _: ReadScope, models: ModelsDep, advisor: AdvisorDep
 ):
-    """Per channel: current and recommended spend, change, marginal ROI, value change with an 80% interval."""
+    """Per channel: current and recommended spend, change, average and marginal ROI, value change with an 80%
+    interval; `objective` "profit" (with `margin`) sizes the total too, and `total` then holds the expected profit."""
     options = body.model_dump()
     current = options.pop("current_spend")
     options["locked"] = tuple(options["locked"])
