@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from crm_scoring.channels_cmd import budget
 from crm_scoring.console import fail as _fail
 from crm_scoring.console import guarded as _guarded
 from crm_scoring.importer import import_export
@@ -25,6 +26,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(store_app, name="store")
 app.add_typer(champions_app, name="champions")
 app.command("import")(import_export)
+app.command("budget")(budget)
 
 DataDir = Annotated[Path, typer.Option("--data", help="Input directory: one NAME.parquet or NAME.csv per table.")]
 
@@ -421,51 +423,6 @@ def _check_port_free(host: str, port: int) -> None:
                 f"with --port N (make demo PORT=N)",
                 2,
             )
-
-
-@app.command()
-def budget(
-    data: DataDir,
-    as_of: AsOf = None,
-    total_budget: Annotated[
-        float | None, typer.Option("--total-budget", min=0, help="Spend per period to allocate (default: current).")
-    ] = None,
-    max_shift: Annotated[float, typer.Option("--max-shift", min=0, max=1, help="Largest move per channel.")] = 0.2,
-    lock: Annotated[
-        list[str] | None, typer.Option("--lock", help="A channel to keep at its spend (repeatable).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print only the advice JSON.")] = False,
-    realised: Annotated[bool, typer.Option(help="Value leads by realised revenue instead of the models.")] = False,
-    config: ConfigFile = None,
-) -> None:
-    """Channel performance and recommended budget shifts: where should next period's money go?"""
-    import json
-
-    from crm_scoring import pipelines
-    from marketing.advice import format_advice
-
-    cutoff = _inputs(data, as_of)
-    with shown("budget"):
-        bundles, _, funnel = _champions(["clv"], required=False, quiet=True)
-        if config:
-            funnel = _config(config, None, None, None).funnel
-        export = _load(data, cutoff, funnel)
-        if export.tables.get("channel_spend") is None:
-            _fail(f"{data}: budget advice needs the channel_spend table, and there is none", 2)
-        if not realised and "clv" not in bundles:
-            typer.secho("no CLV champion: leads are valued by realised revenue", fg=typer.colors.YELLOW, err=True)
-        try:
-            advice = pipelines.budget(
-                export,
-                bundles.get("clv"),
-                realised=realised,
-                total_budget=total_budget,
-                max_shift=max_shift,
-                locked=tuple(lock or ()),
-            )
-        except ValueError as exc:
-            _fail(str(exc), 2)
-    typer.echo(json.dumps(advice, indent=2) if as_json else format_advice(advice))
 
 
 @app.command()

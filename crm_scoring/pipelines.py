@@ -158,11 +158,20 @@ def evaluate(export: Export, cutoff: pd.Timestamp, bundles: dict, data: Path) ->
     return backtest(export.tables, cutoff, bundles, read_truth(data, cutoff), progress=report)
 
 
-def budget(export: Export, clv_bundle, realised: bool = False, **constraints) -> dict:
-    """Channel budget advice; leads valued by the CLV model unless `realised` (or there is none)."""
+def budget(export: Export, clv_bundle, realised: bool = False, plan: dict | None = None, **constraints) -> dict:
+    """Channel budget advice, or with `plan` ({channel: spend per period}) the plan's what-if (options
+    `current_spend` and `margin` only); leads valued by the CLV model unless `realised` (or there is none)."""
     from marketing.advice import budget_advice
+    from marketing.optimiser import with_current_spend
+    from marketing.response_curves import fit_response_curves
+    from marketing.what_if import what_if
     from training.scoring import model_lead_values
 
     report("valuing the leads")
     values = None if realised else model_lead_values(export.tables, export.cutoff, clv_bundle, progress=report)
-    return budget_advice(export.tables, export.cutoff, values, progress=report, **constraints)
+    if plan is None:
+        return budget_advice(export.tables, export.cutoff, values, progress=report, **constraints)
+    report("fitting the channel response curves")
+    curves = fit_response_curves(export.tables, export.cutoff, values)
+    curves = with_current_spend(curves, constraints.get("current_spend"))
+    return what_if(curves, plan, constraints.get("margin"))

@@ -1,33 +1,67 @@
-"""Reallocate paid spend per period across channels to maximise the total expected value under fitted curves.
+"""Allocate paid spend per period across channels under fitted curves: reallocate for value, or size for profit.
 
-The optimiser maximises the total expected value per period under the fitted response curves for the same
-(or a given) total budget, with per-channel bounds, a maximum shift per channel and locked channels; a channel
-with insufficient evidence is kept where it is. The result is never below the current allocation's value.
+Objective "value" maximises the total expected value per period for the same (or a given) total budget;
+objective "profit" maximises `margin * value - spend` with the total free. Both keep each channel within its
+bounds (a maximum shift, min/max spend), keep locked channels and channels with insufficient evidence where they
+are, and keep a channel whose best move is smaller than `min_move` of its spend (re-solving the others). The
+result is never below the current allocation's objective under the fitted curves.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import minimize, minimize_scalar
 
 from marketing.response_curves import FITTED, INSUFFICIENT, LOCKED, ChannelCurve, ResponseCurves
 
 log = logging.getLogger(__name__)
 
+VALUE, PROFIT = "value", "profit"
+OBJECTIVES = (VALUE, PROFIT)
+# A move smaller than this share of a channel's current spend is not worth making: the channel is kept.
+MIN_MOVE = 0.03
+# Under the profit objective a channel moves only when this share of the bootstrap fits expect the move to pay
+# (the 80% interval of its profit change lies above zero): a curve the data hardly pin down is left alone.
+MIN_CONFIDENCE = 0.9
+
 
 @dataclass(frozen=True, kw_only=True)
 class Allocation:
-    """Spend per period per channel (sorted by name): now and advised, the total, and why a channel is frozen."""
+    """Spend per period per channel (sorted by name): now and advised, the total, and why a channel did not move.
+
+    `kept` maps a channel kept at its spend, though the optimum would move it, to why (a small or doubtful move).
+    """
 
     fits: list[ChannelCurve]
     current: np.ndarray
     recommended: np.ndarray
     total: float
     frozen: dict[str, str]  # channel -> LOCKED or INSUFFICIENT
+    objective: str = VALUE
+    margin: float = 1.0
+    kept: dict[str, str] = field(default_factory=dict)
+
+
+def with_current_spend(curves: ResponseCurves, current_spend: Mapping[str, float] | None) -> ResponseCurves:
+    """The curves with some channels' current spend replaced (a ValueError names channels without a curve)."""
+    if not current_spend:
+        return curves
+    unknown = sorted(set(current_spend) - set(curves.curves))
+    if unknown:
+        raise ValueError(f"current_spend names channels without spend history: {unknown}")
+    bad = sorted(n for n, s in current_spend.items() if not np.isfinite(s) or s < 0)
+    if bad:
+        raise ValueError(f"current_spend must be a non-negative amount: {bad}")
+    return replace(
+        curves,
+        curves={
+            n: replace(c, current_spend=float(current_spend.get(n, c.current_spend))) for n, c in curves.curves.items()
+        },
+    )
 
 
 def allocate_budget(
@@ -39,32 +73,55 @@ def allocate_budget(
     locked: Collection[str],
     extrapolate: bool,
     seed: int,
+    objective: str = VALUE,
+    margin: float = 1.0,
+    min_move: float = MIN_MOVE,
 ) -> Allocation:
     """The best allocation within the bounds, or the current mix (scaled to the total) when nothing beats it.
 
-    Raises ValueError when the bounds cannot meet the total (see `marketing.advice.recommend_budget`).
+    Raises ValueError on bad options, or when the bounds cannot meet the total (see `marketing.advice`).
     """
-    if max_shift < 0.0:
-        raise ValueError("max_shift must be non-negative")
+    _check_options(total_budget, max_shift, objective, margin, min_move)
     unknown = set(locked) - set(curves.curves)
     if unknown:
         log.warning("locked channels without a fitted curve are ignored: %s", sorted(unknown))
     names = sorted(curves.curves)
     fits = [curves.curves[n] for n in names]
     current = np.array([c.current_spend for c in fits], dtype=float)
-    total = float(current.sum() if total_budget is None else total_budget)
     lo, hi, frozen = _bounds(curves, names, max_shift, min_spend, max_spend, set(locked), extrapolate)
+    if objective == PROFIT:
+        recommended, kept = _solve_profit(fits, current, lo, hi, margin, min_move)
+        return Allocation(
+            fits=fits, current=current, recommended=recommended, total=float(recommended.sum()), frozen=frozen,
+            objective=PROFIT, margin=margin, kept=kept,
+        )  # fmt: skip
+    total = float(current.sum() if total_budget is None else total_budget)
     if not lo.sum() - 1e-6 * total <= total <= hi.sum() + 1e-6 * total:
         raise ValueError(
             f"a total of {total:,.2f} per period cannot be reached within the channels' bounds "
             f"({lo.sum():,.2f} to {hi.sum():,.2f}); widen max_shift or the min/max spend"
         )
-    baseline = _baseline(current, lo, hi, total)
-    recommended = _optimise(fits, lo, hi, total, seed) if names else current
-    baseline_value = _total_value(fits, baseline)
-    if _total_value(fits, recommended) <= baseline_value + 1e-9 * abs(baseline_value):
-        recommended = baseline  # no real gain: keep the current mix exactly
-    return Allocation(fits=fits, current=current, recommended=recommended, total=total, frozen=frozen)
+    recommended, kept = _solve_value(fits, current, lo, hi, total, min_move, seed)
+    return Allocation(
+        fits=fits, current=current, recommended=recommended, total=total, frozen=frozen, margin=margin, kept=kept
+    )
+
+
+def _check_options(total_budget: float | None, max_shift: float, objective: str, margin: float, min_move: float):
+    """ValueError with a plain message for an option out of its range."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if max_shift < 0.0:
+        raise ValueError("max_shift must be non-negative")
+    if not (np.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin must be a positive share of a lead's value, got {margin}")
+    if not 0.0 <= min_move <= 1.0:
+        raise ValueError(f"min_move must be a share of a channel's spend between 0 and 1, got {min_move}")
+    if objective == PROFIT and total_budget is not None:
+        raise ValueError(
+            "total_budget applies to the value objective; the profit objective chooses the total itself "
+            "(bound it per channel with max_spend, or use objective value)"
+        )
 
 
 def _bounds(
@@ -103,6 +160,111 @@ def _bounds(
 def _total_value(curves: list[ChannelCurve], spend: np.ndarray) -> float:
     """Expected value per period of an allocation under the point fits (channels without a fit add nothing)."""
     return float(sum(c.value(s) for c, s in zip(curves, spend, strict=True) if c.fitted))
+
+
+def _solve_value(
+    fits: list[ChannelCurve], current: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: float, min_move: float, seed
+) -> tuple[np.ndarray, dict[str, float]]:
+    """The best allocation at `total`, re-solved with every channel whose best move is under `min_move` kept.
+
+    Falls back to the current mix scaled to the total when the optimum does not beat it.
+    """
+    baseline = _baseline(current, lo, hi, total)
+    lo, hi, kept = lo.copy(), hi.copy(), {}
+    recommended = _optimise(fits, lo, hi, total, seed) if fits else current
+    for _ in range(len(fits)):
+        small = _small_moves(current, recommended, lo, hi, min_move)
+        if not small.any():
+            break
+        fixed_lo, fixed_hi = np.where(small, current, lo), np.where(small, current, hi)
+        if not fixed_lo.sum() - 1e-6 * total <= total <= fixed_hi.sum() + 1e-6 * total:
+            break  # keeping them would break the total: the small moves stay
+        kept.update(
+            {fits[i].channel: _small_reason(recommended[i], current[i], min_move) for i in np.flatnonzero(small)}
+        )
+        lo, hi = fixed_lo, fixed_hi
+        recommended = _optimise(fits, lo, hi, total, seed)
+    baseline_value = _total_value(fits, baseline)
+    if _total_value(fits, recommended) <= baseline_value + 1e-9 * abs(baseline_value):
+        recommended = baseline  # no real gain: keep the current mix exactly
+    return recommended, kept
+
+
+def _small_moves(
+    current: np.ndarray, recommended: np.ndarray, lo: np.ndarray, hi: np.ndarray, min_move: float
+) -> np.ndarray:
+    """Channels that move, but by less than `min_move` of their spend, and could stay where they are."""
+    move = np.abs(recommended - current)
+    tiny = 1e-6 * np.maximum(current, 1.0)
+    could_stay = (lo <= current + tiny) & (current <= hi + tiny) & (hi - lo > tiny)
+    return (move > tiny) & (move < min_move * current) & could_stay
+
+
+def _solve_profit(
+    fits: list[ChannelCurve], current: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float, min_move: float
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Each channel at the spend within its bounds that maximises margin x value - spend (the total is free).
+
+    Profit is a sum over channels, so each channel is solved alone; a move under `min_move` is not made.
+    """
+    start = np.clip(current, lo, hi)
+    recommended = np.array([_best_profit(*args, margin) for args in zip(fits, lo, hi, start, strict=True)])
+    small = _small_moves(current, recommended, lo, hi, min_move)
+    kept = {fits[i].channel: _small_reason(recommended[i], current[i], min_move) for i in np.flatnonzero(small)}
+    recommended = np.where(small, current, recommended)
+    movable = _small_moves(current, recommended, lo, hi, np.inf)  # moves that could be undone
+    for i in np.flatnonzero(movable):
+        sure = _share_that_pays(fits[i], current[i], recommended[i], margin)
+        if sure < MIN_CONFIDENCE:
+            kept[fits[i].channel] = (
+                f"the best move ({recommended[i] / current[i] - 1.0:+.0%}) pays in only {sure:.0%} of the bootstrap "
+                f"fits ({MIN_CONFIDENCE:.0%} needed): the data do not pin this channel's return down"
+            )
+            recommended[i] = current[i]
+    return recommended, kept
+
+
+def _small_reason(recommended: float, current: float, min_move: float) -> str:
+    return (
+        f"the best move ({recommended / current - 1.0:+.1%}) is under the min_move threshold "
+        f"({min_move:.0%} of its spend)"
+    )
+
+
+def _share_that_pays(curve: ChannelCurve, current: float, recommended: float, margin: float) -> float:
+    """Share of the bootstrap fits in which moving from current to recommended spend raises the profit."""
+    gain = margin * (curve.boot_values(recommended) - curve.boot_values(current)) - (recommended - current)
+    gain = gain[np.isfinite(gain)]
+    return float((gain > 0).mean()) if len(gain) else 1.0
+
+
+def _best_profit(curve: ChannelCurve, lo: float, hi: float, start: float, margin: float) -> float:
+    """The spend in [lo, hi] with the most margin x value - spend: a grid, then a bounded refinement.
+
+    `start` is on the grid, so the answer is never worse than it.
+    """
+    if hi - lo <= 1e-9 * max(hi, 1.0) or not curve.fitted:
+        return float(start)
+    grid = np.unique(np.r_[np.linspace(lo, hi, 201), start])
+    gains = margin * np.asarray(curve.value(grid), dtype=float) - grid
+    i = int(np.nanargmax(gains))
+    best, best_gain = float(grid[i]), float(gains[i])
+    a, b = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    if b > a:
+        fit = minimize_scalar(
+            lambda s: -(margin * float(curve.value(s)) - s),
+            bounds=(a, b),
+            method="bounded",
+            options={"xatol": 1e-6 * b},
+        )
+        if np.isfinite(fit.fun) and -fit.fun > best_gain:
+            best = float(fit.x)
+    return best
+
+
+def total_profit(curves: list[ChannelCurve], spend: np.ndarray, margin: float) -> float:
+    """margin x expected value - spend per period (all spend counts; channels without a fit add no value)."""
+    return margin * _total_value(curves, spend) - float(np.sum(spend))
 
 
 def _baseline(current: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: float) -> np.ndarray:

@@ -8,7 +8,6 @@ seconds, so the routes run off the event loop, and the fitted curves are kept pe
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -60,25 +59,31 @@ class ChannelAdvisor:
         frame = frame.reset_index().astype(object).where(frame.reset_index().notna(), None)
         return frame.to_dict(orient="records")
 
-    def budget(self, clv: ModelBundle | None, current_spend: dict[str, float] | None = None, **constraints) -> dict:
-        """Recommended spend per channel under the constraints; `current_spend` overrides the observed level."""
-        from marketing.advice import recommend_budget
+    def curves(self, clv: ModelBundle | None, current_spend: dict[str, float] | None = None):
+        """The fitted response curves (kept per CLV model version); `current_spend` overrides the observed level."""
+        from marketing.optimiser import with_current_spend
         from marketing.response_curves import fit_response_curves
 
         key = str(clv.metadata.version) if clv is not None else "realised"
         tables, as_of = self.tables()
         if key not in self._curves:
             self._curves[key] = fit_response_curves(tables, as_of, self._values(clv))
-        curves = self._curves[key]
-        if current_spend:
-            unknown = sorted(set(current_spend) - set(curves.curves))
-            if unknown:
-                raise ValueError(f"current_spend names channels without spend history: {unknown}")
-            curves = replace(
-                curves,
-                curves={
-                    name: replace(c, current_spend=float(current_spend.get(name, c.current_spend)))
-                    for name, c in curves.curves.items()
-                },
-            )
-        return recommend_budget(curves, **constraints)
+        return with_current_spend(self._curves[key], current_spend)
+
+    def budget(self, clv: ModelBundle | None, current_spend: dict[str, float] | None = None, **constraints) -> dict:
+        """Recommended spend per channel under the constraints; `current_spend` overrides the observed level."""
+        from marketing.advice import recommend_budget
+
+        return recommend_budget(self.curves(clv), current_spend=current_spend, **constraints)
+
+    def what_if(
+        self,
+        clv: ModelBundle | None,
+        plan: dict[str, float],
+        margin: float | None = None,
+        current_spend: dict[str, float] | None = None,
+    ) -> dict:
+        """Leads, value (and profit with a margin) of a spend plan per channel, with 80% intervals."""
+        from marketing.what_if import what_if
+
+        return what_if(self.curves(clv, current_spend), plan, margin)

@@ -337,6 +337,40 @@ class ChannelBudgetRequest(_Strict):
     min_spend: dict[ChannelName, Annotated[float, Field(ge=0, le=1e12)]] | None = Field(default=None, max_length=100)
     max_spend: dict[ChannelName, Annotated[float, Field(ge=0, le=1e12)]] | None = Field(default=None, max_length=100)
     locked: list[ChannelName] = Field(default_factory=list, max_length=100)
+    objective: Literal["value", "profit"] = Field(
+        default="value",
+        description="value: the most lead value for the same total; profit: the most margin x value - spend, "
+        "the total free (total_budget is then refused)",
+    )
+    margin: Annotated[float, Field(gt=0, le=100)] = Field(
+        default=1.0, description="Share of a lead's value that is profit (profit objective; 1: values are profits)"
+    )
+    min_move: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.03, description="A move smaller than this share of a channel's spend is not made (kept)"
+    )
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"max_shift": 0.2, "locked": ["email"]}, {"total_budget": 12000}]}
+        json_schema_extra={
+            "examples": [
+                {"max_shift": 0.2, "locked": ["email"]},
+                {"total_budget": 12000},
+                {"objective": "profit", "margin": 0.3, "max_spend": {"search": 5000}},
+            ]
+        }
+    )
+
+
+class ChannelWhatIfRequest(_Strict):
+    """A spend plan per channel (the channels not named stay at their current spend), and optionally a margin."""
+
+    plan: dict[ChannelName, Annotated[float, Field(ge=0, le=1e12)]] = Field(
+        min_length=1, max_length=100, description="Spend per period per channel to evaluate"
+    )
+    margin: Annotated[float, Field(gt=0, le=100)] | None = Field(
+        default=None, description="Share of a lead's value that is profit: adds profit = margin x value - spend"
+    )
+    current_spend: dict[ChannelName, Annotated[float, Field(ge=0, le=1e12)]] | None = Field(
+        default=None, max_length=100, description="Spend per period to compare against (default: observed)"
+    )
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"plan": {"search": 4000, "event": 3000}, "margin": 0.3}]}
     )

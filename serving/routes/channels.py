@@ -1,6 +1,6 @@
-"""Channel routes: performance per channel and budget advice, from the configured CRM export.
+"""Channel routes: performance per channel, budget advice and the what-if of a spend plan, from the CRM export.
 
-Both fit or aggregate over the whole export (seconds on the first call), so they run in the threadpool.
+They fit or aggregate over the whole export (seconds on the first call), so they run in the threadpool.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from serving.auth import ReadScope
 from serving.channels import ChannelDataMissing
 from serving.deps import AdvisorDep, ModelsDep
 from serving.routes.responses import FastJSONResponse, invalid, new_router, problem
-from serving.schemas import ChannelBudgetRequest
+from serving.schemas import ChannelBudgetRequest, ChannelWhatIfRequest
 
 router = new_router(tags=["channels"])
 NO_EXPORT = {404: {"description": "No CRM export configured (CRM_SCORING_DATA_DIR)"}}
@@ -47,7 +47,8 @@ async def channel_performance(
 async def channel_budget(
     body: Annotated[ChannelBudgetRequest, Body()], _: ReadScope, models: ModelsDep, advisor: AdvisorDep
 ):
-    """Per channel: current and recommended spend, change, marginal ROI, value change with an 80% interval."""
+    """Per channel: current and recommended spend, change, average and marginal ROI, value change with an 80%
+    interval; `objective` "profit" (with `margin`) sizes the total too, and `total` then holds the expected profit."""
     options = body.model_dump()
     current = options.pop("current_spend")
     options["locked"] = tuple(options["locked"])
@@ -59,3 +60,23 @@ async def channel_budget(
     except ValueError as exc:
         raise invalid(("body",), str(exc)) from None
     return FastJSONResponse({**advice, "as_of": advisor.as_of})  # the cutoff as a time with its zone
+
+
+@router.post(
+    "/v1/channels/what-if",
+    summary="Leads, value and profit of a spend plan per channel, with 80% intervals",
+    responses=NO_EXPORT,
+)
+async def channel_what_if(
+    body: Annotated[ChannelWhatIfRequest, Body()], _: ReadScope, models: ModelsDep, advisor: AdvisorDep
+):
+    """Per channel and in total: leads, value (and profit with a margin) at the plan and against current spend;
+    channels the plan does not name stay at their current spend; a flag where the plan leaves the spend seen."""
+    clv = models.bundles.get("clv")
+    try:
+        result = await run_in_threadpool(lambda: advisor.what_if(clv, dict(body.plan), body.margin, body.current_spend))
+    except ChannelDataMissing as exc:
+        return problem(404, str(exc))
+    except ValueError as exc:
+        raise invalid(("body", "plan"), str(exc)) from None
+    return FastJSONResponse({**result, "as_of": advisor.as_of})

@@ -75,6 +75,63 @@ def test_budget_json_advice_passes_the_independent_judge(use_store, sim_dir, tmp
     assert judged.returncode == 0, judged.stdout
 
 
+def test_budget_profit_advice_passes_the_independent_judge(use_store, sim_dir, tmp_path):
+    args = ["budget", "--data", str(sim_dir), "--as-of", "2024-12-31", "--objective", "profit", "--margin", "0.3"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    advice = json.loads(result.output)
+    assert advice["constraints"]["objective"] == "profit" and advice["constraints"]["margin"] == 0.3
+    assert advice["total"]["expected_profit_recommended"] >= advice["total"]["expected_profit_current"]
+    assert any(" in total " in s for s in advice["sentences"])
+    advice_file = tmp_path / "advice.json"
+    advice_file.write_text(result.output)
+    judged = subprocess.run(
+        [sys.executable, str(JUDGES / "judge_budget.py"), str(sim_dir), str(advice_file), "--objective", "profit",
+         "--margin", "0.3", "--need", "0.9"],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert judged.returncode == 0, judged.stdout + judged.stderr
+    table = runner.invoke(app, [*args, "--min-move", "0.05"])
+    assert table.exit_code == 0 and "objective: profit = 0.3 x value - spend" in table.output
+
+
+def test_budget_plan_prints_the_what_if(use_store, sim_dir):
+    args = ["budget", "--data", str(sim_dir), "--as-of", "2024-12-31", "--plan", "search=4000", "--plan", "event=3000"]
+    result = runner.invoke(app, [*args, "--margin", "0.5", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["channel"]: r for r in json.loads(result.output)["channels"]}
+    assert rows["search"]["spend"] == 4000.0 and rows["event"]["spend"] == 3000.0
+    assert rows["social"]["spend"] == rows["social"]["current_spend"] and "profit" in rows["search"]
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0 and "What if, per week" in table.output
+    unknown = runner.invoke(app, ["budget", "--data", str(sim_dir), "--as-of", "2024-12-31", "--plan", "radio=5"])
+    assert unknown.exit_code == 2 and "radio" in unknown.output
+
+
+def test_budget_min_max_and_current_spend_options_reach_the_advice(use_store, sim_dir):
+    args = ["budget", "--data", str(sim_dir), "--as-of", "2024-12-31", "--json", "--current-spend", "search=4000",
+            "--max-spend", "search=4100", "--min-spend", "social=3000"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    advice = json.loads(result.output)
+    assert advice["constraints"]["current_spend"] == {"search": 4000.0}
+    assert advice["constraints"]["max_spend"] == {"search": 4100.0}
+    rows = {r["channel"]: r for r in advice["channels"]}
+    assert rows["search"]["current_spend"] == 4000.0 and rows["search"]["recommended_spend"] <= 4100.0 + 1e-6
+    assert rows["social"]["recommended_spend"] >= 3000.0 - 1e-6
+
+
+def test_budget_amount_options_name_the_option_and_the_form(tmp_path):
+    for option, text in [("--min-spend", "search"), ("--max-spend", "search=lots"), ("--current-spend", "=5"),
+                         ("--plan", "search=-3")]:  # fmt: skip
+        result = runner.invoke(app, ["budget", "--data", str(tmp_path), option, text])
+        assert result.exit_code == 2, (option, result.output)
+        assert option in result.output and "channel=amount" in result.output, result.output
+    both = runner.invoke(app, ["budget", "--data", str(tmp_path), "--objective", "profit", "--total-budget", "9"])
+    assert both.exit_code == 2 and "--total-budget applies to --objective value" in both.output
+
+
 def test_training_run_logs_the_channel_report(use_store):
     from mlflow import MlflowClient
 
