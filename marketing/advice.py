@@ -22,6 +22,7 @@ from marketing.response_curves import (
     KEPT,
     LOCKED,
     MOVED,
+    SATURATED,
     ChannelCurve,
     ResponseCurves,
     finite_or_none,
@@ -174,7 +175,7 @@ def _reason(curve: ChannelCurve, status: str, allocation: Allocation) -> str:
         return "locked by request"
     if status == KEPT and curve.channel in allocation.kept:
         return allocation.kept[curve.channel]
-    return ""
+    return curve.reason if curve.status == SATURATED else ""
 
 
 def _total_row(fits: list[ChannelCurve], current: np.ndarray, recommended: np.ndarray, margin: float | None) -> dict:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.optimize import minimize, minimize_scalar
 
-from marketing.response_curves import FITTED, INSUFFICIENT, LOCKED, ChannelCurve, ResponseCurves
+from marketing.response_curves import FITTED, INSUFFICIENT, LOCKED, SATURATED, ChannelCurve, ResponseCurves
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,10 @@ VALUE, PROFIT = "value", "profit"
 OBJECTIVES = (VALUE, PROFIT)
 # A move smaller than this share of a channel's current spend is not worth making: the channel is kept.
 MIN_MOVE = 0.03
-# Under the profit objective a channel moves only when this share of the bootstrap fits expect the move to pay
-# (the 80% interval of its profit change lies above zero): a curve the data hardly pin down is left alone.
-MIN_CONFIDENCE = 0.9
+# Under the profit objective a channel moves only when this share of the bootstrap fits expect the move to pay:
+# a curve the data hardly pin down is left alone. Chosen on simulated scenarios (seeds 101-103, 20,000 customers,
+# margins 0.3 and 1): 0.9 left 8 of 45 advices under 90% of the true optimum's gain, 0.7 left 3, none losing.
+MIN_CONFIDENCE = 0.7
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,12 +147,15 @@ def _bounds(
         high = min(high, (max_spend or {}).get(name, np.inf))
         if name in locked:
             frozen[name] = LOCKED
+        elif curve.status == SATURATED:
+            high = min(high, cur)  # flat where it was tried: money may leave it, never join it
         elif curve.status != FITTED:
             frozen[name] = INSUFFICIENT
         if name in frozen:
             low = high = cur
         if low > high + 1e-9:
-            raise ValueError(f"{name}: the minimum spend {low:.2f} exceeds the maximum {high:.2f}")
+            why = " (a saturated channel is never raised above its current spend)" if curve.status == SATURATED else ""
+            raise ValueError(f"{name}: the minimum spend {low:.2f} exceeds the maximum {high:.2f}{why}")
         lo.append(low)
         hi.append(high)
     return np.array(lo), np.array(hi), frozen

@@ -41,6 +41,9 @@ __all__ = ["ChannelCurve", "ResponseCurves", "fit_channel_curve", "fit_response_
 
 # The status of a channel in the fit (fitted, insufficient evidence) and in the advice (locked, moved, kept).
 FITTED, INSUFFICIENT, LOCKED, MOVED, KEPT = "fitted", "insufficient evidence", "locked", "moved", "kept"
+# A fitted channel whose leads do not follow its spend in the range tried, and whose next unit of money returns
+# less than it costs in 90% of the bootstrap fits: flat there, it may be cut but never given more.
+SATURATED = "saturated"
 INTERVAL = 0.8  # the reported intervals are central 80% bootstrap intervals
 # Weak priors (sd on the log scale) pulling an ill-determined curve towards h near the median spend and
 # k = 1 (Michaelis-Menten): a few months of noisy weekly counts cannot tell a steep sigmoid from a gentle
@@ -58,6 +61,10 @@ POOR_FIT_RELATIVE_RANGE, POOR_FIT_ROI_RANGE = 2.0, 1.0
 # small generated channels do): only a clear miss gates. "good" when r2 >= GOOD_R2 and the held-out skill is
 # not negative, "weak" otherwise (still moved).
 MAX_P_VALUE, HELDOUT_PERIODS, MIN_HELDOUT_SKILL, GOOD_R2 = 0.05, 13, -1.0, 0.25
+# A flat curve (p > MAX_P_VALUE) is not "no evidence" when its marginal ROI is known to be low: when the upper end
+# of its 80% interval is under SATURATED_ROI (each unit of money returns less than it costs, even at a 100% margin),
+# the data say that spend is past saturation there, and the channel is SATURATED (cut only) instead of frozen.
+SATURATED_ROI = 1.0
 # LM steps per resample and rate, warm from the full-data fit, to re-select lambda (1 ranks as 6 do).
 BOOT_SELECT_STEPS = 1
 # A fit stops once a step gains less than this share of its cost: far below what separates the carryover
@@ -265,6 +272,11 @@ def _evidence(curve: ChannelCurve, min_cv: float, min_periods: int, min_leads: i
     point = abs(float(curve.marginal_roi(curve.current_spend)))
     if hi - lo > max(POOR_FIT_RELATIVE_RANGE * point, POOR_FIT_ROI_RANGE):
         return INSUFFICIENT, f"the data hardly pin its return down (next unit of money returns {lo:.2f} to {hi:.2f})"
+    if not curve.p_value <= MAX_P_VALUE and hi < SATURATED_ROI:
+        return SATURATED, (
+            f"its leads hardly follow its spend in the range tried, and the next unit of money returns at most "
+            f"{hi:.2f} (80% interval {lo:.2f} to {hi:.2f}): it may be cut, never raised"
+        )
     if not curve.p_value <= MAX_P_VALUE:
         return INSUFFICIENT, (
             f"its leads hardly follow its spend (the curve explains {max(curve.r2, 0.0):.0%} of their variation "

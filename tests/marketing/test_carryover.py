@@ -7,7 +7,16 @@ import pandas as pd
 import pytest
 
 from marketing.adstock import adstock
-from marketing.response_curves import FITTED, INSUFFICIENT, fit_channel_curve, fit_response_curves, hill, hill_slope
+from marketing.advice import recommend_budget
+from marketing.response_curves import (
+    FITTED,
+    INSUFFICIENT,
+    SATURATED,
+    fit_channel_curve,
+    fit_response_curves,
+    hill,
+    hill_slope,
+)
 
 START = pd.Timestamp("2022-01-02")
 CURVE = np.array([2.0, 60.0, 3000.0, 1.1])  # b, m, h, k: about 30 leads a week at the level spend of 3000
@@ -130,16 +139,33 @@ def test_no_season_under_a_year():
 # ---------------------------------------------------------------------------------------- fit-quality gate
 
 
-def test_quality_gate_freezes_a_channel_whose_leads_ignore_spend():
-    """Leads at random around 30 a week, worth little each: the interval rule alone would let it move."""
+def pure_noise_curves(worth: float):
+    """One channel whose weekly leads (about 30) ignore its spend, each lead worth `worth`."""
     rng = np.random.default_rng(8)
     spend = weekly_spend(156, rng)
-    leads = rng.poisson(30.0, 156).astype(float)
-    data, values = tables({"search": (spend, leads)})
-    curve = fit_response_curves(data, START + pd.Timedelta(weeks=156), values * 0.01, n_boot=100).curves["search"]
+    data, values = tables({"search": (spend, rng.poisson(30.0, 156).astype(float))})
+    return fit_response_curves(data, START + pd.Timedelta(weeks=156), values * worth / 100.0, n_boot=100)
+
+
+def test_quality_gate_freezes_a_channel_whose_leads_ignore_spend_when_its_return_could_be_high():
+    """Valuable leads that ignore spend: the data cannot say whether more money would pay, so nothing moves."""
+    curve = pure_noise_curves(worth=3000.0).curves["search"]
     assert curve.status == INSUFFICIENT
-    assert curve.reason.startswith("its leads hardly follow its spend")
     assert curve.summary()["fit_quality"]["quality"] == "poor"
+
+
+def test_a_flat_channel_whose_return_is_known_to_be_low_may_be_cut_but_never_raised():
+    """Cheap leads that ignore spend: each unit of money surely returns less than it costs, so it is saturated."""
+    curves = pure_noise_curves(worth=1.0)
+    curve = curves.curves["search"]
+    assert curve.status == SATURATED
+    assert "may be cut, never raised" in curve.reason
+    assert curve.summary()["fit_quality"]["quality"] == "poor"
+    row = recommend_budget(curves, objective="profit", margin=1.0)["channels"][0]
+    assert row["recommended_spend"] < row["current_spend"]
+    assert "may be cut" in row["reason"]
+    with pytest.raises(ValueError, match="saturated channel is never raised"):
+        recommend_budget(curves, objective="profit", margin=1.0, min_spend={"search": 1.1 * curve.current_spend})
 
 
 def test_realistic_channels_all_stay_fitted():
