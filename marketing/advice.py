@@ -109,13 +109,10 @@ def _boot_change(curve: ChannelCurve, recommended: float) -> np.ndarray:
 
 
 def fit_quality(curve: ChannelCurve) -> str:
-    """The fit's quality in a word when the fit gives one, else its r2 to 2 decimals ('-' when unknown)."""
-    quality = curve.summary().get("fit_quality")
-    if isinstance(quality, dict) and quality.get("word"):
-        return str(quality["word"])
-    if isinstance(quality, str) and quality:
-        return quality
-    return "-" if not np.isfinite(curve.r2) else f"r2 {curve.r2:.2f}"
+    """The fit's quality in a word (good, weak, poor) and its r2, e.g. "weak 0.18" ('-' when not fitted)."""
+    if not curve.fitted or not np.isfinite(curve.r2):
+        return "-"
+    return f"{curve.quality} {curve.r2:.2f}"
 
 
 def average_roi(curve: ChannelCurve, spend: float) -> float | None:

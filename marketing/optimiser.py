@@ -230,7 +230,7 @@ def _solve_profit(
 
 def _small_reason(recommended: float, current: float, min_move: float) -> str:
     return (
-        f"the best move ({recommended / current - 1.0:+.1%}) is under the min_move threshold "
+        f"the best move ({recommended / current - 1.0:+.2%}) is under the min_move threshold "
         f"({min_move:.0%} of its spend)"
     )
 

@@ -112,7 +112,7 @@ def test_a_move_under_min_move_is_kept_and_the_value_total_still_holds():
     advice = recommend_budget(nearly_balanced())  # default min_move 3%
     rows = {r["channel"]: r for r in advice["channels"]}
     assert rows["c"]["status"] == "kept" and rows["c"]["recommended_spend"] == rows["c"]["current_spend"]
-    assert "min_move" in rows["c"]["reason"] and "+1.6%" in rows["c"]["reason"]
+    assert "min_move" in rows["c"]["reason"] and "+1.60%" in rows["c"]["reason"]
     assert rows["a"]["change"] == pytest.approx(-600.0, rel=1e-6)  # re-solved: a gives only what b takes
     assert rows["b"]["change"] == pytest.approx(600.0, rel=1e-6)
     assert advice["total"]["recommended_spend"] == pytest.approx(advice["total"]["current_spend"], rel=1e-9)
@@ -144,21 +144,18 @@ def test_sentences_compare_average_and_marginal_return_per_channel():
 
 
 def test_table_shows_fit_quality_and_objective_within_130_characters():
-    class Worded(type(make_curve("x", [1, 1, 1, 1], 1.0, 1.0))):
-        def summary(self) -> dict:
-            return super().summary() | {"fit_quality": {"r2": 0.12, "word": "weak"}}
-
     plain = three_channels()
-    worded = Worded(**{**plain.curves["a"].__dict__})
-    curves = curve_set(worded, plain.curves["b"], plain.curves["c"])
+    weak = replace(plain.curves["a"], r2=0.12, p_value=0.01, heldout_skill=0.1)
+    good = replace(plain.curves["b"], r2=0.5, p_value=1e-6, heldout_skill=0.3)
+    curves = curve_set(weak, good, plain.curves["c"])
     for objective in ("value", "profit"):
         advice = recommend_budget(curves, objective=objective, margin=0.3)
         table = format_advice(advice).split("\n\n")[0]
         assert max(len(line) for line in table.splitlines()) <= 130
         assert f"objective: {objective}" in table
         rows = {line.split()[0]: line for line in table.splitlines()[3:6]}
-        assert " weak " in rows["a"] and " r2 0.50 " in rows["b"]
-    assert advice["channels"][0]["fit_quality"] == "weak"
+        assert " weak 0.12 " in rows["a"] and " good 0.50 " in rows["b"]
+    assert advice["channels"][0]["fit_quality"] == "weak 0.12"
 
 
 def test_under_profit_a_move_only_a_minority_of_bootstrap_fits_back_is_not_made():
