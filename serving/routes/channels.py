@@ -53,13 +53,7 @@ async def channel_budget(
     current = options.pop("current_spend")
     options["locked"] = tuple(options["locked"])
     clv = models.bundles.get("clv")
-    try:
-        advice = await run_in_threadpool(lambda: advisor.budget(clv, current, **options))
-    except ChannelDataMissing as exc:
-        return problem(404, str(exc))
-    except ValueError as exc:
-        raise invalid(("body",), str(exc)) from None
-    return FastJSONResponse({**advice, "as_of": advisor.as_of})  # the cutoff as a time with its zone
+    return await _answer(lambda: advisor.budget(clv, current, **options), advisor, ("body",))
 
 
 @router.post(
@@ -73,10 +67,17 @@ async def channel_what_if(
     """Per channel and in total: leads, value (and profit with a margin) at the plan and against current spend;
     channels the plan does not name stay at their current spend; a flag where the plan leaves the spend seen."""
     clv = models.bundles.get("clv")
+    plan = dict(body.plan)
+    return await _answer(lambda: advisor.what_if(clv, plan, body.margin, body.current_spend), advisor, ("body", "plan"))
+
+
+async def _answer(compute, advisor, location: tuple[str, ...]):
+    """Run `compute` off the event loop: its dict with the cutoff (a time with its zone), 404 without an export,
+    422 at `location` for a question the curves cannot answer."""
     try:
-        result = await run_in_threadpool(lambda: advisor.what_if(clv, dict(body.plan), body.margin, body.current_spend))
+        result = await run_in_threadpool(compute)
     except ChannelDataMissing as exc:
         return problem(404, str(exc))
     except ValueError as exc:
-        raise invalid(("body", "plan"), str(exc)) from None
+        raise invalid(location, str(exc)) from None
     return FastJSONResponse({**result, "as_of": advisor.as_of})
