@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from crm_scoring.console import fail
+from crm_scoring.options import AsOf, ConfigFile, DataDir
 from crm_scoring.progress import shown
 
 AMOUNT_FORM = "channel=amount, e.g. search=4000"
@@ -48,10 +49,6 @@ def _amount_option(flag: str, what: str):
 
 
 # The options (a `channel=amount` option is checked as it is parsed and read with `amounts`).
-Data = Annotated[Path, typer.Option("--data", help="Input directory: one NAME.parquet or NAME.csv per table.")]
-AsOf = Annotated[
-    str | None, typer.Option("--as-of", help="Cutoff (exclusive), ISO date; default: the day after the data ends.")
-]
 ObjectiveOpt = Annotated[
     Objective,
     typer.Option(
@@ -75,11 +72,10 @@ Lock = Annotated[list[str] | None, typer.Option("--lock", help="A channel to kee
 Plan = Annotated[list[str] | None, _amount_option("--plan", "What if a channel spent this? Prints the what-if")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print only the JSON.")]
 Realised = Annotated[bool, typer.Option(help="Value leads by realised revenue instead of the models.")]
-Config = Annotated[Path | None, typer.Option("--config", help="TOML or JSON training settings.")]
 
 
 def budget(
-    data: Data,
+    data: DataDir,
     as_of: AsOf = None,
     objective: ObjectiveOpt = Objective.value,
     margin: Margin = None,
@@ -93,7 +89,7 @@ def budget(
     plan: Plan = None,
     as_json: AsJson = False,
     realised: Realised = False,
-    config: Config = None,
+    config: ConfigFile = None,
 ) -> None:
     """Channel performance and recommended budget shifts: where should next period's money go? With --plan: what
     would a given spend bring?"""

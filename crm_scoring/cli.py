@@ -13,6 +13,7 @@ from crm_scoring.channels_cmd import budget
 from crm_scoring.console import fail as _fail
 from crm_scoring.console import guarded as _guarded
 from crm_scoring.importer import import_export
+from crm_scoring.options import AsOf, ConfigFile, DataDir
 from crm_scoring.progress import shown
 from crm_scoring.upkeep import champions_app, runs_app, store_app
 
@@ -27,8 +28,6 @@ app.add_typer(store_app, name="store")
 app.add_typer(champions_app, name="champions")
 app.command("import")(import_export)
 app.command("budget")(budget)
-
-DataDir = Annotated[Path, typer.Option("--data", help="Input directory: one NAME.parquet or NAME.csv per table.")]
 
 
 class Format(StrEnum):
@@ -94,9 +93,6 @@ def simulate(
     typer.echo(f"truth as of {sim.meta['as_of'][:10]}: {out / 'truth'}")
 
 
-ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML or JSON training settings.")]
-
-
 @app.command()
 def validate(data: DataDir, config: ConfigFile = None) -> None:
     """Check a data directory against the data contract; list every problem, exit 1 if any.
@@ -116,9 +112,6 @@ def validate(data: DataDir, config: ConfigFile = None) -> None:
     typer.echo(format_summary(report))
 
 
-AsOf = Annotated[
-    str | None, typer.Option("--as-of", help="Cutoff (exclusive), ISO date; default: the day after the data ends.")
-]
 ConvH = Annotated[
     int | None, typer.Option("--conversion-horizon-days", min=1, help="Conversion label window (default 90).")
 ]
